@@ -1,0 +1,36 @@
+# instance-sync: the two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+export CGO_ENABLED := 0
+BIN := $(CURDIR)/.bin
+
+.PHONY: demo test tools lint release bench
+
+# Runs the whole sync on an embedded server: no external service needed.
+demo: $(BIN)/restic
+	INSTANCE_SYNC_RESTIC=$(BIN)/restic go run ./cmd/isync-demo
+
+# Builds the pinned tools (restic, staticcheck) from tools/go.mod.
+tools: $(BIN)/restic $(BIN)/staticcheck
+
+$(BIN)/restic: tools/go.mod
+	cd tools && go build -o $(BIN)/restic github.com/restic/restic/cmd/restic
+
+$(BIN)/staticcheck: tools/go.mod
+	cd tools && go build -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
+
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needs to run on:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	GOOS=windows go vet ./...
+	$(BIN)/staticcheck ./...
+	go mod tidy -diff
+
+# Everything CI runs: lint, then the race-enabled tests against real restic.
+test: lint
+	CGO_ENABLED=1 INSTANCE_SYNC_TEST_RESTIC=$(BIN)/restic go test -race -count=1 ./...
+
+release:
+	./scripts/release.sh
+
+bench: tools
+	INSTANCE_SYNC_TEST_RESTIC=$(BIN)/restic go run ./cmd/isync-bench

@@ -1,0 +1,224 @@
+// Package cli is the instance-sync command line: it parses flags, picks the
+// UI, calls the engine and maps its errors to the documented exit codes.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	instancesync "git.timemachine.center/timemachine/instance-sync"
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/remote"
+	"git.timemachine.center/timemachine/instance-sync/restic"
+	"git.timemachine.center/timemachine/instance-sync/resticbin"
+	"git.timemachine.center/timemachine/instance-sync/ui"
+)
+
+// Exit codes, stable and documented in the README.
+const (
+	ExitOK       = 0
+	ExitError    = 1
+	ExitUsage    = 2
+	ExitConflict = 3
+	ExitAuth     = 4
+	ExitLocked   = 5
+	ExitNoRestic = 6
+)
+
+// Env is what the command line runs in; tests build their own.
+type Env struct {
+	Args    []string // without the program name
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Getenv  func(string) string
+	Version string // stamped build version
+	// Exe is the running binary's path (for hooks install).
+	Exe string
+	// IsTerminal reports whether stdin is a terminal (setup prompts only then).
+	IsTerminal func() bool
+}
+
+// ExitCode maps an engine error to the documented exit code.
+func ExitCode(err error) int {
+	var ce *instancesync.ConflictError
+	var ue usageError
+	var xe exitCodeError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &xe):
+		return xe.code
+	case errors.As(err, &ue):
+		return ExitUsage
+	case errors.As(err, &ce), errors.Is(err, instancesync.ErrCancelled), errors.Is(err, ui.ErrCancelled):
+		return ExitConflict
+	case errors.Is(err, remote.ErrAuth), errors.Is(err, restic.ErrWrongPassword):
+		return ExitAuth
+	case errors.Is(err, instance.ErrLockHeld):
+		return ExitLocked
+	case errors.Is(err, resticbin.ErrMissing):
+		return ExitNoRestic
+	}
+	return ExitError
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+const usageText = `usage: instance-sync COMMAND [flags]
+
+commands:
+  pull [flags] [-- CMD ARGS...]  bring newer progress from the cloud (pre-launch hook); runs CMD first
+  push [flags]                   upload this computer's progress (post-exit hook)
+  wrap [flags] -- CMD ARGS...    pull, run CMD (the game), push even if it crashed
+  setup [--url=URL]              log in and opt this instance in (interactive)
+  init --url=URL --token=USER:PASS [--join=ID] [--force]
+  disable | enable               pause or resume sync, keeping the instance id
+  status [--json]                opted in? last sync, pending changes, cloud heads, scope
+  history [--json]               snapshots: time, host, kind, size, heads
+  restore SNAPSHOT               bring an older snapshot back (safety snapshot first)
+  hooks install|uninstall|status wire instance-sync into Prism, MultiMC or ATLauncher
+  version                        this build and the restic it uses
+
+common flags: --pack-folder=PATH (default $INST_MC_DIR, then the current folder)
+exit codes: 0 ok, 1 error, 2 usage, 3 conflict or cancelled, 4 authentication, 5 locked, 6 no restic
+`
+
+// Main runs the command line and returns the exit code.
+func Main(ctx context.Context, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	if len(env.Args) == 0 {
+		fmt.Fprint(env.Stderr, usageText)
+		return ExitUsage
+	}
+	name, args := env.Args[0], env.Args[1:]
+	var err error
+	switch name {
+	case "pull":
+		err = cmdPull(ctx, env, args)
+	case "push":
+		err = cmdPush(ctx, env, args)
+	case "wrap":
+		var code int
+		code, err = cmdWrap(ctx, env, args)
+		if err == nil {
+			return code
+		}
+	case "init":
+		err = cmdInit(ctx, env, args)
+	case "setup":
+		err = cmdSetup(ctx, env, args)
+	case "enable", "disable":
+		err = cmdEnable(env, name, args)
+	case "status":
+		err = cmdStatus(ctx, env, args)
+	case "history":
+		err = cmdHistory(ctx, env, args)
+	case "restore":
+		err = cmdRestore(ctx, env, args)
+	case "version", "--version", "-version":
+		err = cmdVersion(ctx, env, args)
+	case "hooks":
+		return cmdHooks(ctx, env, args)
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usageText)
+		return ExitOK
+	default:
+		err = usagef("unknown command %q; run \"instance-sync help\"", name)
+	}
+	return report(env, err)
+}
+
+// report prints err as one line and returns its exit code.
+func report(env Env, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
+	fmt.Fprintf(env.Stderr, "instance-sync: %s\n", msg)
+	return ExitCode(err)
+}
+
+// common holds the flags most commands share.
+type common struct {
+	pack, tokenFile, resticBinary, label string
+	noDownload, noGUI, json, insecure    bool
+}
+
+func newFlags(env Env, name string, c *common) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.StringVar(&c.pack, "pack-folder", "", "the instance's game folder (default $INST_MC_DIR, then the current folder)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "token file (default <pack>/.cloud-sync/token)")
+	fs.StringVar(&c.resticBinary, "restic-binary", "", "restic executable to use")
+	fs.BoolVar(&c.noDownload, "no-download", false, "never download restic")
+	fs.BoolVar(&c.noGUI, "no-gui", false, "no dialogs")
+	fs.BoolVar(&c.noGUI, "g", false, "short for --no-gui")
+	fs.StringVar(&c.label, "instance-label", "", "name shown for this instance (default $INST_NAME, $INST_ID, or the id)")
+	fs.BoolVar(&c.json, "json", false, "JSON events on stdout, one per line")
+	fs.BoolVar(&c.insecure, "insecure-http", false, "allow plain http to a server that is not this machine")
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// options turns the common flags into engine options.
+func (c *common) options(env Env) (instancesync.Options, error) {
+	pack := c.pack
+	if pack == "" {
+		pack = env.Getenv("INST_MC_DIR")
+	}
+	if pack == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return instancesync.Options{}, err
+		}
+		pack = wd
+	}
+	human := env.Stdout
+	var u ui.UI = ui.NewPlain(human)
+	if c.json {
+		u = ui.NewJSON(env.Stdout, ui.NewPlain(env.Stderr))
+	}
+	return instancesync.Options{
+		PackFolder:   pack,
+		TokenFile:    c.tokenFile,
+		ResticBinary: c.resticBinary,
+		NoDownload:   c.noDownload,
+		Label:        c.label,
+		InsecureHTTP: c.insecure,
+		UI:           u,
+		Stderr:       env.Stderr,
+		Getenv:       env.Getenv,
+	}, nil
+}
+
+// fail reports err through the UI too (JSON error event), then returns it.
+func fail(o instancesync.Options, err error) error {
+	if err != nil && o.UI != nil {
+		o.UI.Event(ui.Event{Type: "error", Data: map[string]any{"message": err.Error(), "exit_code": ExitCode(err)}})
+	}
+	return err
+}

@@ -1,0 +1,396 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	instancesync "git.timemachine.center/timemachine/instance-sync"
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/resticbin"
+	"git.timemachine.center/timemachine/instance-sync/ui"
+)
+
+func cmdPull(ctx context.Context, env Env, args []string) error {
+	var c common
+	fs := newFlags(env, "pull", &c)
+	prefer := fs.String("prefer", "", "resolve a conflict without asking: local or cloud")
+	snapshot := fs.String("snapshot", "", "with --prefer=cloud: which cloud version (id or prefix) when there are several")
+	offline := fs.String("offline", "warn", "when the server cannot be reached: warn (and let the game start) or fail")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *prefer != "" && *prefer != "local" && *prefer != "cloud" {
+		return usagef("--prefer must be local or cloud, not %q", *prefer)
+	}
+	if *offline != "warn" && *offline != "fail" {
+		return usagef("--offline must be warn or fail, not %q", *offline)
+	}
+	if *snapshot != "" && *prefer != "cloud" {
+		return usagef("--snapshot goes with --prefer=cloud")
+	}
+	o, err := c.options(env)
+	if err != nil {
+		return err
+	}
+	o.Prefer, o.Snapshot, o.OfflineFail = *prefer, *snapshot, *offline == "fail"
+	if rest := fs.Args(); len(rest) > 0 {
+		// pull -- CMD: CMD first (e.g. packwiz-installer-bootstrap), so pack
+		// updates land before the player's data is restored.
+		if code := runChild(ctx, env, rest, o.PackFolder); code != 0 {
+			return exitCodeError{code: code, msg: fmt.Sprintf("%s exited with status %d; not pulling", rest[0], code)}
+		}
+	}
+	_, err = instancesync.Pull(ctx, o)
+	return fail(o, err)
+}
+
+func cmdPush(ctx context.Context, env Env, args []string) error {
+	var c common
+	fs := newFlags(env, "push", &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("push takes no arguments, got %q", fs.Arg(0))
+	}
+	o, err := c.options(env)
+	if err != nil {
+		return err
+	}
+	_, err = instancesync.Push(ctx, o)
+	return fail(o, err)
+}
+
+// cmdWrap pulls, runs the game, and pushes whatever the game's exit code:
+// a crash is exactly when progress is most at risk.
+func cmdWrap(ctx context.Context, env Env, args []string) (int, error) {
+	var c common
+	fs := newFlags(env, "wrap", &c)
+	offline := fs.String("offline", "warn", "when the server cannot be reached: warn or fail")
+	if err := parse(fs, args); err != nil {
+		return 0, err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return 0, usagef("wrap needs a command: instance-sync wrap -- COMMAND [ARGS...]")
+	}
+	o, err := c.options(env)
+	if err != nil {
+		return 0, err
+	}
+	o.OfflineFail = *offline == "fail"
+	if _, err := instancesync.Pull(ctx, o); err != nil {
+		return 0, fail(o, err)
+	}
+	code := runChild(ctx, env, rest, o.PackFolder)
+	if code != 0 {
+		fmt.Fprintf(env.Stderr, "instance-sync: %s exited with status %d; pushing anyway\n", rest[0], code)
+	}
+	_, perr := instancesync.Push(context.WithoutCancel(ctx), o)
+	if perr != nil {
+		perrCode := report(env, fail(o, perr))
+		if code == 0 {
+			return perrCode, nil
+		}
+	}
+	return code, nil
+}
+
+// exitCodeError carries a child's exit code out as ours.
+type exitCodeError struct {
+	code int
+	msg  string
+}
+
+func (e exitCodeError) Error() string { return e.msg }
+
+// runChild runs argv with our stdin, stdout and stderr, forwarding
+// interrupt and terminate signals, and returns its exit code.
+func runChild(ctx context.Context, env Env, argv []string, dir string) int {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = env.Stdin, env.Stdout, env.Stderr
+	if cmd.Stdin == nil {
+		cmd.Stdin = os.Stdin
+	}
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		cmd.Dir = dir
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(env.Stderr, "instance-sync: cannot start %s: %v\n", argv[0], err)
+		return 127
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, forwardedSignals...)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				_ = cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	err := cmd.Wait()
+	signal.Stop(sigs)
+	close(done)
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if code := ee.ExitCode(); code >= 0 {
+			return code
+		}
+		return 128 + 15 // killed by a signal
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func cmdInit(ctx context.Context, env Env, args []string) error {
+	var c common
+	fs := newFlags(env, "init", &c)
+	url := fs.String("url", "", "server URL, e.g. https://cloud.example.org")
+	token := fs.String("token", "", "USER:PASSWORD (prefer --token-file or $INSTANCE_SYNC_TOKEN: argv is visible to other users)")
+	join := fs.String("join", "", "join an existing instance (its id, from \"instance-sync status\" on the other computer)")
+	force := fs.Bool("force", false, "replace an existing sync.json")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *url == "" {
+		return usagef("init needs --url=URL")
+	}
+	raw := *token
+	if raw == "" {
+		raw = env.Getenv("INSTANCE_SYNC_TOKEN")
+	}
+	if raw == "" && c.tokenFile != "" {
+		data, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return err
+		}
+		raw = string(data)
+	}
+	if raw == "" {
+		return usagef("init needs --token=USER:PASSWORD or --token-file=FILE")
+	}
+	tok, err := instance.ParseToken(raw)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	o, err := c.options(env)
+	if err != nil {
+		return err
+	}
+	cfg, err := instancesync.Init(ctx, instancesync.InitOptions{Options: o, URL: *url, Token: tok, Join: *join, Force: *force})
+	if err != nil {
+		return err
+	}
+	verb := "created"
+	if *join != "" {
+		verb = "joined"
+	}
+	fmt.Fprintf(env.Stdout, "%s instance %s for %s on %s\n", verb, cfg.InstanceID, cfg.User, cfg.URL)
+	fmt.Fprintf(env.Stdout, "on another computer: instance-sync init --url=%s --join=%s --token-file=FILE\n", cfg.URL, cfg.InstanceID)
+	return nil
+}
+
+func cmdEnable(env Env, name string, args []string) error {
+	var c common
+	fs := newFlags(env, name, &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	o, err := c.options(env)
+	if err != nil {
+		return err
+	}
+	if name == "disable" {
+		if err := instancesync.Disable(o); err != nil {
+			return err
+		}
+		fmt.Fprintln(env.Stdout, "sync paused for this instance; \"instance-sync enable\" resumes it")
+		return nil
+	}
+	if err := instancesync.Enable(o); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.Stdout, "sync resumed for this instance")
+	return nil
+}
+
+func cmdStatus(ctx context.Context, env Env, args []string) error {
+	var c common
+	fs := newFlags(env, "status", &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	o, err := c.options(env)
+	if err != nil {
+		return err
+	}
+	r, err := instancesync.Status(ctx, o)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(env, r)
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	switch {
+	case r.OptedIn:
+		fmt.Fprintf(w, "opted in:\tyes\n")
+	case r.Disabled:
+		fmt.Fprintf(w, "opted in:\tpaused (\"instance-sync enable\" resumes)\n")
+	default:
+		fmt.Fprintf(w, "opted in:\tno (\"instance-sync setup\" opts in)\n")
+	}
+	if r.InstanceID != "" {
+		fmt.Fprintf(w, "instance id:\t%s\n", r.InstanceID)
+		fmt.Fprintf(w, "server:\t%s (user %s)\n", r.URL, r.User)
+	}
+	if r.OptedIn {
+		fmt.Fprintf(w, "label:\t%s\n", r.Label)
+		last := "never"
+		if r.LastSnapshot != "" {
+			last = fmt.Sprintf("%.8s at %s", r.LastSnapshot, r.LastSync.Local().Format(time.DateTime))
+		}
+		fmt.Fprintf(w, "last sync:\t%s\n", last)
+		if r.Restoring != "" {
+			fmt.Fprintf(w, "interrupted restore:\t%.8s (the next pull finishes it)\n", r.Restoring)
+		}
+		fmt.Fprintf(w, "pending local changes:\t%d files", len(r.PendingFiles))
+		if len(r.PendingWorlds) > 0 {
+			fmt.Fprintf(w, " (worlds: %s)", strings.Join(r.PendingWorlds, ", "))
+		}
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "cloud:\t%s\n", r.Remote)
+		for _, h := range r.RemoteHeads {
+			ours := ""
+			if h.Ours {
+				ours = " (this computer's last sync)"
+			}
+			fmt.Fprintf(w, "cloud head:\t%.8s from %s at %s%s\n", h.ID, h.Host, h.Time.Local().Format(time.DateTime), ours)
+		}
+	}
+	fmt.Fprintf(w, "scope include:\t%s\n", strings.Join(r.Include, " "))
+	fmt.Fprintf(w, "scope exclude:\t%s\n", strings.Join(r.Exclude, " "))
+	if len(r.Packwiz) > 0 {
+		fmt.Fprintf(w, "owned by packwiz:\t%d files (never synced)\n", len(r.Packwiz))
+	}
+	return w.Flush()
+}
+
+func cmdHistory(ctx context.Context, env Env, args []string) error {
+	var c common
+	fs := newFlags(env, "history", &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	o, err := c.options(env)
+	if err != nil {
+		return err
+	}
+	h, err := instancesync.History(ctx, o)
+	if errors.Is(err, instance.ErrNotOptedIn) {
+		return fmt.Errorf("%s is not set up for sync; run \"instance-sync setup\"", o.PackFolder)
+	}
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(env, h)
+	}
+	w := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tTIME\tHOST\tLABEL\tKIND\tSIZE\t")
+	for _, e := range h {
+		mark := ""
+		if e.Head {
+			mark += " head"
+		}
+		if e.Ours {
+			mark += " (this computer)"
+		}
+		fmt.Fprintf(w, "%.8s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Time.Local().Format(time.DateTime), e.Host, e.Label, e.Kind, size(e.Bytes), strings.TrimSpace(mark))
+	}
+	return w.Flush()
+}
+
+func cmdRestore(ctx context.Context, env Env, args []string) error {
+	var c common
+	fs := newFlags(env, "restore", &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("restore needs one SNAPSHOT id (see \"instance-sync history\")")
+	}
+	o, err := c.options(env)
+	if err != nil {
+		return err
+	}
+	_, err = instancesync.Restore(ctx, o, fs.Arg(0))
+	if errors.Is(err, instance.ErrNotOptedIn) {
+		return fmt.Errorf("%s is not set up for sync; run \"instance-sync setup\"", o.PackFolder)
+	}
+	return fail(o, err)
+}
+
+func cmdVersion(ctx context.Context, env Env, args []string) error {
+	var c common
+	fs := newFlags(env, "version", &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	v := env.Version
+	if v == "" {
+		v = "dev"
+		if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+	}
+	fmt.Fprintf(env.Stdout, "instance-sync %s\n", v)
+	pack := c.pack
+	if pack == "" {
+		pack = env.Getenv("INST_MC_DIR")
+	}
+	f, err := resticbin.Find(ctx, resticbin.Options{Flag: c.resticBinary, PackFolder: pack, NoDownload: true, Getenv: env.Getenv})
+	if err != nil {
+		fmt.Fprintf(env.Stdout, "restic: none found; restic %s is downloaded at the first sync that needs it\n", resticbin.Version)
+		return nil
+	}
+	ver := f.Version
+	if ver == "" {
+		if ver, err = resticbin.ProbeVersion(ctx, f.Path); err != nil {
+			ver = "unknown version"
+		}
+	}
+	fmt.Fprintf(env.Stdout, "restic: %s from %s: %s\n", ver, f.Source, f.Path)
+	return nil
+}
+
+func writeJSON(env Env, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(env.Stdout, "%s\n", b)
+	return err
+}
+
+func size(n int64) string {
+	if n == 0 {
+		return "-"
+	}
+	return ui.HumanBytes(n)
+}

@@ -1,0 +1,24 @@
+// Command instance-sync keeps a Minecraft launcher instance's worlds and
+// options in sync across computers. See the README.
+package main
+
+import (
+	"context"
+	"os"
+
+	"golang.org/x/term"
+
+	"git.timemachine.center/timemachine/instance-sync/cli"
+)
+
+// version is stamped at release: -ldflags "-X main.version=v1.2.3".
+var version string
+
+func main() {
+	exe, _ := os.Executable()
+	os.Exit(cli.Main(context.Background(), cli.Env{
+		Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Getenv: os.Getenv, Version: version, Exe: exe,
+		IsTerminal: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) },
+	}))
+}

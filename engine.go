@@ -1,0 +1,217 @@
+// Package instancesync keeps a Minecraft launcher instance's player data in
+// sync across computers through restic snapshots on a rest-server. This is
+// the programmatic API; cmd/instance-sync is a thin CLI over it.
+//
+// Every operation takes an Options value naming the pack folder and how to
+// reach the player; nothing is read from flags or global state.
+package instancesync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/history"
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/remote"
+	"git.timemachine.center/timemachine/instance-sync/restic"
+	"git.timemachine.center/timemachine/instance-sync/resticbin"
+	"git.timemachine.center/timemachine/instance-sync/scope"
+	"git.timemachine.center/timemachine/instance-sync/ui"
+)
+
+// Options are shared by every operation.
+type Options struct {
+	PackFolder   string // the instance's game folder; required
+	TokenFile    string // default <pack>/.cloud-sync/token
+	ResticBinary string // --restic-binary
+	NoDownload   bool   // never download restic
+	Label        string // instance label shown to the player and stored with snapshots
+	InsecureHTTP bool   // allow plain http to a non-loopback server
+
+	// Prefer resolves a conflict without asking: "local" or "cloud".
+	Prefer string
+	// Snapshot picks the head to restore with Prefer "cloud" when there are
+	// several (an id or unique prefix).
+	Snapshot string
+	// OfflineFail makes a pull that cannot reach the server fail instead of
+	// warning and letting the game start.
+	OfflineFail bool
+
+	UI       ui.UI     // default: plain lines on Stderr
+	Stderr   io.Writer // restic's own messages; default os.Stderr
+	Hostname string    // default os.Hostname()
+	Getenv   func(string) string
+
+	// HTTPTimeout bounds each request to the server (default 10s).
+	HTTPTimeout time.Duration
+	// ResticStall ends a restic backup or restore that made no progress for
+	// this long (default 2 minutes); ResticTimeout bounds other restic runs
+	// (default 2 minutes).
+	ResticStall   time.Duration
+	ResticTimeout time.Duration
+}
+
+// Result says what an operation did.
+type Result struct {
+	Action   string // e.g. nothing, pushed, fast-forward, not-opted-in
+	Snapshot string // the snapshot synced with, when there is one
+	Message  string
+}
+
+// ConflictError is a conflict that was not resolved. Exit code 3.
+type ConflictError struct {
+	Reason string
+	Heads  []history.Snapshot
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("conflict: %s; nothing was changed. Choose with \"instance-sync pull --prefer=cloud\" (safety snapshot of this computer's files, then the cloud version) or \"--prefer=local\" (keep this computer's files)", e.Reason)
+}
+
+// ErrCancelled means the player cancelled (the launch). Exit code 3.
+var ErrCancelled = errors.New("cancelled by the player")
+
+func (o *Options) defaults() error {
+	if o.PackFolder == "" {
+		return errors.New("no pack folder: pass --pack-folder or run from the launcher (which sets $INST_MC_DIR)")
+	}
+	if o.UI == nil {
+		o.UI = ui.NewPlain(os.Stderr)
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "unknown"
+		}
+		o.Hostname = h
+	}
+	if o.ResticStall == 0 {
+		o.ResticStall = 2 * time.Minute
+	}
+	if o.ResticTimeout == 0 {
+		o.ResticTimeout = 2 * time.Minute
+	}
+	return nil
+}
+
+// session is one opened, opted-in instance.
+type session struct {
+	opt    Options
+	paths  instance.Paths
+	cfg    instance.Config
+	token  instance.Token
+	server remote.Server
+	scope  scope.Scope
+	state  instance.State
+	lock   *instance.Lock
+	restic *restic.Client // nil until needed
+}
+
+// open loads an opted-in instance and takes its lock. It returns
+// instance.ErrNotOptedIn when there is no sync.json.
+func open(opt Options) (*session, error) {
+	if err := opt.defaults(); err != nil {
+		return nil, err
+	}
+	s := &session{opt: opt, paths: instance.Paths{Pack: opt.PackFolder}}
+	cfg, err := s.paths.LoadConfig()
+	if err != nil {
+		return nil, err
+	}
+	s.cfg = cfg
+	if _, err := remote.CheckURL(cfg.URL, opt.InsecureHTTP); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.paths.Config(), err)
+	}
+	tokenFile := opt.TokenFile
+	if tokenFile == "" {
+		tokenFile = s.paths.Token()
+	}
+	if s.token, err = instance.ReadToken(tokenFile); err != nil {
+		return nil, err
+	}
+	if s.token.User != cfg.User {
+		return nil, &instance.FileError{Path: tokenFile, Problem: fmt.Sprintf("token is for user %q but sync.json names %q", s.token.User, cfg.User),
+			Fix: `run "instance-sync init --force" with the right token`}
+	}
+	if s.scope, err = s.paths.LoadScope(); err != nil {
+		return nil, err
+	}
+	if s.lock, err = s.paths.AcquireLock(); err != nil {
+		return nil, err
+	}
+	if s.state, err = s.paths.LoadState(); err != nil {
+		s.lock.Release()
+		return nil, err
+	}
+	s.server = remote.Server{URL: cfg.URL, User: s.token.User, Password: s.token.Password, Timeout: opt.HTTPTimeout}
+	return s, nil
+}
+
+func (s *session) close() { s.lock.Release() }
+
+// label is the instance's name for the player.
+func (s *session) label() string {
+	return Label(s.opt.Label, s.opt.Getenv, s.cfg.InstanceID)
+}
+
+// Label picks the instance label: the flag, then $INST_NAME, then $INST_ID,
+// then the first 8 characters of the instance id.
+func Label(flag string, getenv func(string) string, instanceID string) string {
+	if flag != "" {
+		return flag
+	}
+	for _, k := range []string{"INST_NAME", "INST_ID"} {
+		if v := getenv(k); v != "" {
+			return v
+		}
+	}
+	if len(instanceID) > 8 {
+		return instanceID[:8]
+	}
+	return instanceID
+}
+
+// resticClient finds restic (only now: the fast paths never need it).
+func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
+	if s.restic != nil {
+		return s.restic, nil
+	}
+	found, err := resticbin.Find(ctx, resticbin.Options{
+		Flag: s.opt.ResticBinary, PackFolder: s.opt.PackFolder, NoDownload: s.opt.NoDownload, Getenv: s.opt.Getenv,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.restic = &restic.Client{
+		Binary:       found.Path,
+		Repo:         s.server.RepoURL(s.cfg.InstanceID),
+		Password:     s.token.Password,
+		RESTUser:     s.token.User,
+		RESTPassword: s.token.Password,
+		Dir:          s.opt.PackFolder,
+		Stderr:       s.opt.Stderr,
+		Timeout:      s.opt.ResticTimeout,
+		Stall:        s.opt.ResticStall,
+	}
+	return s.restic, nil
+}
+
+// localChanged compares the scope now with the last synced manifest.
+func (s *session) localChanged(cur scope.Manifest) bool {
+	if s.state.Manifest == nil {
+		return len(cur) > 0
+	}
+	return !scope.Diff(s.state.Manifest, cur).Empty()
+}
+
+func (s *session) save() error { return s.paths.SaveState(s.state) }

@@ -1,0 +1,28 @@
+module git.timemachine.center/timemachine/instance-sync
+
+go 1.26.0
+
+require (
+	github.com/oklog/ulid/v2 v2.1.2
+	github.com/prometheus/client_golang v1.22.0
+	github.com/restic/rest-server v0.14.0
+	go.etcd.io/bbolt v1.4.3
+	golang.org/x/crypto v0.38.0
+	golang.org/x/sys v0.50.0
+	golang.org/x/term v0.48.0
+)
+
+require (
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/felixge/httpsnoop v1.0.4 // indirect
+	github.com/gorilla/handlers v1.5.2 // indirect
+	github.com/klauspost/cpuid/v2 v2.2.9 // indirect
+	github.com/minio/sha256-simd v1.0.1 // indirect
+	github.com/miolini/datacounter v1.0.3 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/prometheus/client_model v0.6.1 // indirect
+	github.com/prometheus/common v0.62.0 // indirect
+	github.com/prometheus/procfs v0.15.1 // indirect
+	google.golang.org/protobuf v1.36.5 // indirect
+)

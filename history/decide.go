@@ -1,0 +1,83 @@
+package history
+
+// Action is what a pull does.
+type Action int
+
+const (
+	// Nothing: local and remote agree.
+	Nothing Action = iota
+	// LocalAhead: only local changed; the next push uploads it.
+	LocalAhead
+	// FastForward: restore Plan.Target, which descends from our last sync.
+	FastForward
+	// Conflict: the player must choose between local and Plan.Heads.
+	Conflict
+	// Resume: a restore of Plan.Target was interrupted; finish it.
+	Resume
+)
+
+func (a Action) String() string {
+	return [...]string{"nothing", "local-ahead", "fast-forward", "conflict", "resume"}[a]
+}
+
+// Input is everything the decision looks at.
+type Input struct {
+	LocalChanged bool     // the scope differs from the last synced manifest (or no manifest and not empty)
+	Last         string   // snapshot this machine last synced with ("" = never)
+	Skipped      []string // heads the player chose to skip (keep local); named as bases at the next push
+	Restoring    string   // an interrupted restore's target, "" if none
+	Graph        Graph    // snapshots present in the repository
+}
+
+// Plan is the decision.
+type Plan struct {
+	Action Action
+	Target string     // FastForward / Resume: snapshot to restore
+	Heads  []Snapshot // Conflict: the cloud heads to choose from, newest first
+	Reason string     // one line for the player
+}
+
+// Decide is SPEC §5's decision table.
+func Decide(in Input) Plan {
+	if in.Restoring != "" {
+		if _, ok := in.Graph[in.Restoring]; ok {
+			return Plan{Action: Resume, Target: in.Restoring, Reason: "finishing an interrupted restore"}
+		}
+	}
+	skipped := map[string]bool{}
+	for _, s := range in.Skipped {
+		skipped[s] = true
+	}
+	var moved []Snapshot // heads that are neither ours nor skipped
+	heads := in.Graph.Heads()
+	for _, h := range heads {
+		if h.ID != in.Last && !skipped[h.ID] {
+			moved = append(moved, h)
+		}
+	}
+	switch {
+	case len(moved) == 0 && !in.LocalChanged:
+		return Plan{Action: Nothing, Reason: "up to date"}
+	case len(moved) == 0:
+		return Plan{Action: LocalAhead, Reason: "local changes not pushed yet; the next push uploads them"}
+	}
+	// Our own head still standing beside another one is a fork even when
+	// nothing changed here: the player picks.
+	ownHead := false
+	for _, h := range heads {
+		if h.ID == in.Last {
+			ownHead = true
+		}
+	}
+	if len(moved) == 1 && !ownHead && !in.LocalChanged && in.Graph.Descends(moved[0].ID, in.Last) {
+		return Plan{Action: FastForward, Target: moved[0].ID, Reason: "another computer pushed newer progress"}
+	}
+	reason := "both this computer and the cloud have changes"
+	switch {
+	case len(moved) > 1 || ownHead:
+		reason = "the cloud has several versions (played on two computers without syncing)"
+	case !in.LocalChanged:
+		reason = "the cloud version does not descend from this computer's last sync"
+	}
+	return Plan{Action: Conflict, Heads: moved, Reason: reason}
+}

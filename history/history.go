@@ -1,0 +1,143 @@
+// Package history reads the history graph that instance-sync's snapshots
+// form through their tags, and decides what a pull must do. Everything here
+// is pure: no files, no network, no restic.
+package history
+
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// Tag prefixes and values written on every snapshot.
+const (
+	TagMarker   = "isync:v1"
+	KindPush    = "push"
+	KindSafety  = "safety"
+	tagKind     = "kind:"
+	tagBase     = "base:"
+	tagLabel    = "label:"
+	tagInstance = "instance:"
+)
+
+// Snapshot is what the sync needs to know about one snapshot. It is cached
+// in state so each snapshot is decrypted once per machine.
+type Snapshot struct {
+	ID    string    `json:"id"`
+	Time  time.Time `json:"time"`
+	Host  string    `json:"host"`
+	Label string    `json:"label,omitempty"`
+	Kind  string    `json:"kind"` // push, safety, or "" for snapshots not written by us
+	Bases []string  `json:"bases,omitempty"`
+	Files int64     `json:"files,omitempty"`
+	Bytes int64     `json:"bytes,omitempty"`
+}
+
+// Tags returns the restic tags for a snapshot of kind with the given bases
+// and label. restic splits tags at commas, so the label loses them.
+func Tags(kind string, bases []string, label string) []string {
+	tags := []string{TagMarker, tagKind + kind}
+	for _, b := range bases {
+		tags = append(tags, tagBase+b)
+	}
+	if label != "" {
+		tags = append(tags, tagLabel+strings.ReplaceAll(label, ",", " "))
+	}
+	return tags
+}
+
+// FromTags fills the graph fields of s from restic tags. Snapshots without
+// our marker get Kind "" and never become heads.
+func FromTags(s Snapshot, tags []string) Snapshot {
+	ours := false
+	for _, t := range tags {
+		switch {
+		case t == TagMarker:
+			ours = true
+		case strings.HasPrefix(t, tagKind):
+			s.Kind = strings.TrimPrefix(t, tagKind)
+		case strings.HasPrefix(t, tagBase):
+			s.Bases = append(s.Bases, strings.TrimPrefix(t, tagBase))
+		case strings.HasPrefix(t, tagLabel):
+			s.Label = strings.TrimPrefix(t, tagLabel)
+		}
+	}
+	if !ours {
+		s.Kind = ""
+	}
+	return s
+}
+
+// Graph is the set of snapshots present in the repository.
+type Graph map[string]Snapshot
+
+// Heads returns the push snapshots that no push snapshot names as a base,
+// newest first. Safety snapshots are side branches: they never hide a head.
+func (g Graph) Heads() []Snapshot {
+	named := map[string]bool{}
+	for _, s := range g {
+		if s.Kind != KindPush {
+			continue
+		}
+		for _, b := range s.Bases {
+			named[b] = true
+		}
+	}
+	var heads []Snapshot
+	for id, s := range g {
+		if s.Kind == KindPush && !named[id] {
+			heads = append(heads, s)
+		}
+	}
+	SortNewestFirst(heads)
+	return heads
+}
+
+// SortNewestFirst orders snapshots by time, newest first, ties by id.
+func SortNewestFirst(s []Snapshot) {
+	sort.Slice(s, func(i, j int) bool {
+		if !s[i].Time.Equal(s[j].Time) {
+			return s[i].Time.After(s[j].Time)
+		}
+		return s[i].ID < s[j].ID
+	})
+}
+
+// Descends reports whether id has ancestor among its bases, transitively.
+// An empty ancestor means "no history yet", from which everything descends.
+func (g Graph) Descends(id, ancestor string) bool {
+	if ancestor == "" || id == ancestor {
+		return true
+	}
+	seen := map[string]bool{}
+	stack := []string{id}
+	for len(stack) > 0 {
+		cur := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[cur] {
+			continue
+		}
+		seen[cur] = true
+		for _, b := range g[cur].Bases {
+			if b == ancestor {
+				return true
+			}
+			stack = append(stack, b)
+		}
+	}
+	return false
+}
+
+// Resolve finds the snapshot whose id starts with prefix. ok is false when
+// none or several match.
+func (g Graph) Resolve(prefix string) (Snapshot, bool) {
+	var found Snapshot
+	n := 0
+	for id, s := range g {
+		if strings.HasPrefix(id, prefix) {
+			found = s
+			n++
+		}
+	}
+	return found, n == 1
+}

@@ -1,0 +1,172 @@
+// Package instance is an instance's sync state on disk: the opt-in marker
+// and config (sync.json), the credentials (token), what was last synced
+// (state.json), the scope overrides (scope.json) and the local lock, all in
+// <pack>/.cloud-sync/.
+package instance
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/atomicfile"
+	"git.timemachine.center/timemachine/instance-sync/scope"
+)
+
+// DirName is the state folder inside the pack folder. The name is the
+// predecessor's, kept so existing installs keep working.
+const DirName = ".cloud-sync"
+
+// ConfigVersion is the sync.json version this build reads and writes.
+const ConfigVersion = 1
+
+// Paths locates the files of one instance.
+type Paths struct {
+	Pack string // the pack folder ($INST_MC_DIR)
+}
+
+func (p Paths) Dir() string              { return filepath.Join(p.Pack, DirName) }
+func (p Paths) Config() string           { return filepath.Join(p.Dir(), "sync.json") }
+func (p Paths) Disabled() string         { return filepath.Join(p.Dir(), "sync.json.disabled") }
+func (p Paths) Token() string            { return filepath.Join(p.Dir(), "token") }
+func (p Paths) State() string            { return filepath.Join(p.Dir(), "state.json") }
+func (p Paths) Scope() string            { return filepath.Join(p.Dir(), "scope.json") }
+func (p Paths) FilesFrom() string        { return filepath.Join(p.Dir(), "files-from.txt") }
+func (p Paths) ExcludeFrom() string      { return filepath.Join(p.Dir(), "exclude-from.txt") }
+func (p Paths) Lock() string             { return filepath.Join(p.Dir(), "lock") }
+func (p Paths) Staging(id string) string { return filepath.Join(p.Dir(), "restore-"+id) }
+
+// FileError is a state file that cannot be used. Its message names the file
+// and what to do.
+type FileError struct {
+	Path    string
+	Problem string
+	Fix     string
+}
+
+func (e *FileError) Error() string {
+	if e.Fix == "" {
+		return fmt.Sprintf("%s: %s", e.Path, e.Problem)
+	}
+	return fmt.Sprintf("%s: %s; %s", e.Path, e.Problem, e.Fix)
+}
+
+// Config is sync.json.
+type Config struct {
+	Version    int    `json:"version"`
+	URL        string `json:"url"`
+	InstanceID string `json:"instance_id"`
+	User       string `json:"user"`
+}
+
+// ErrNotOptedIn means the pack folder has no sync.json: pull and push do
+// nothing, silently.
+var ErrNotOptedIn = errors.New("not opted in")
+
+// ParseConfig parses and validates sync.json content.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	if err := strictUnmarshal(data, &c); err != nil {
+		return Config{}, err
+	}
+	if c.Version != ConfigVersion {
+		return Config{}, fmt.Errorf("unknown version %d (this build reads version %d)", c.Version, ConfigVersion)
+	}
+	switch {
+	case c.URL == "":
+		return Config{}, errors.New(`"url" is missing`)
+	case !validID(c.InstanceID):
+		return Config{}, fmt.Errorf(`"instance_id" %q is not a valid instance id`, c.InstanceID)
+	case c.User == "" || strings.ContainsAny(c.User, "/:"):
+		return Config{}, fmt.Errorf(`"user" %q is not a valid user name`, c.User)
+	}
+	return c, nil
+}
+
+func validID(id string) bool {
+	if len(id) < 8 || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= '0' && r <= '9' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidInstanceID reports whether id can name a repository.
+func ValidInstanceID(id string) bool { return validID(id) }
+
+// strictUnmarshal decodes exactly one JSON value. Unknown fields are allowed
+// (a newer build may add some) but trailing garbage is not.
+func strictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// LoadConfig reads sync.json. It returns ErrNotOptedIn when there is none.
+func (p Paths) LoadConfig() (Config, error) {
+	data, err := os.ReadFile(p.Config())
+	if errors.Is(err, fs.ErrNotExist) {
+		return Config{}, ErrNotOptedIn
+	}
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, &FileError{Path: p.Config(), Problem: err.Error(),
+			Fix: `run "instance-sync init --force" with the same --url and --join=<instance id> to rewrite it`}
+	}
+	return c, nil
+}
+
+// SaveConfig writes sync.json atomically.
+func (p Paths) SaveConfig(c Config) error {
+	c.Version = ConfigVersion
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(p.Dir(), 0o700); err != nil {
+		return err
+	}
+	return atomicfile.Write(p.Config(), append(data, '\n'), 0o644)
+}
+
+// LoadScope reads scope.json (if any) and packwiz.json and returns the
+// effective scope.
+func (p Paths) LoadScope() (scope.Scope, error) {
+	var o scope.Overrides
+	data, err := os.ReadFile(p.Scope())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return scope.Scope{}, err
+	default:
+		o, err = scope.ParseOverrides(data)
+		if err != nil {
+			return scope.Scope{}, &FileError{Path: p.Scope(), Problem: err.Error(),
+				Fix: `fix it (format: {"include":["config/"],"exclude":["saves/Test/"]}) or delete it to use the defaults`}
+		}
+	}
+	s := scope.New(o)
+	pw, err := scope.PackwizFiles(p.Pack)
+	if err != nil {
+		return scope.Scope{}, err
+	}
+	s.Packwiz = pw
+	return s, nil
+}

@@ -1,0 +1,338 @@
+package instancesync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/history"
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/remote"
+	"git.timemachine.center/timemachine/instance-sync/restic"
+	"git.timemachine.center/timemachine/instance-sync/scope"
+	"git.timemachine.center/timemachine/instance-sync/ui"
+)
+
+// Pull brings the cloud's version of the instance's player data into the
+// pack folder when it is newer, following the decision table of the spec.
+// A folder that has not opted in is left alone (Action "not-opted-in").
+func Pull(ctx context.Context, opt Options) (Result, error) {
+	s, err := open(opt)
+	if errors.Is(err, instance.ErrNotOptedIn) {
+		return Result{Action: "not-opted-in"}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.close()
+	return s.pull(ctx)
+}
+
+func (s *session) pull(ctx context.Context) (Result, error) {
+	u := s.opt.UI
+	u.Event(ui.Event{Type: "start", Data: map[string]any{"op": "pull", "instance": s.cfg.InstanceID, "label": s.label()}})
+	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
+	if errors.Is(err, remote.ErrUnreachable) && !s.opt.OfflineFail {
+		u.Warn(fmt.Sprintf("%v; playing with the files on this computer, they sync next time", err))
+		return Result{Action: "offline", Message: err.Error()}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	cur, err := s.scope.Walk(s.opt.PackFolder)
+	if err != nil {
+		return Result{}, fmt.Errorf("reading the instance: %w", err)
+	}
+	g, err := s.graph(ctx, listing)
+	if err != nil {
+		return Result{}, err
+	}
+	plan := history.Decide(history.Input{
+		LocalChanged: s.localChanged(cur),
+		Last:         s.state.Last,
+		Skipped:      s.state.Skipped,
+		Restoring:    s.state.Restoring,
+		Graph:        g,
+	})
+	u.Event(ui.Event{Type: "decision", Data: map[string]any{"action": plan.Action.String(), "target": plan.Target, "reason": plan.Reason}})
+	switch plan.Action {
+	case history.Nothing:
+		return s.done(Result{Action: "nothing", Snapshot: s.state.Last, Message: "up to date"})
+	case history.LocalAhead:
+		return s.done(Result{Action: "local-ahead", Snapshot: s.state.Last, Message: plan.Reason})
+	case history.FastForward, history.Resume:
+		if err := s.restore(ctx, plan.Target); err != nil {
+			return Result{}, err
+		}
+		return s.done(Result{Action: plan.Action.String(), Snapshot: plan.Target, Message: "restored " + short(plan.Target) + " from " + g[plan.Target].Host})
+	}
+	return s.resolve(ctx, plan, cur, g)
+}
+
+// done reports a finished pull.
+func (s *session) done(r Result) (Result, error) {
+	s.opt.UI.Info(r.Message)
+	s.opt.UI.Event(ui.Event{Type: "done", Data: map[string]any{"action": r.Action, "snapshot": r.Snapshot, "message": r.Message}})
+	return r, nil
+}
+
+// resolve handles a conflict: --prefer, else the player's choice.
+func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Manifest, g history.Graph) (Result, error) {
+	choice := ui.ChoiceCancel
+	switch s.opt.Prefer {
+	case "cloud":
+		choice = ui.ChoiceCloud
+	case "local":
+		choice = ui.ChoiceLocal
+	default:
+		c := s.describeConflict(plan, cur)
+		s.opt.UI.Event(ui.Event{Type: "conflict", Data: map[string]any{"reason": plan.Reason, "heads": headIDs(plan.Heads)}})
+		var err error
+		choice, err = s.opt.UI.Conflict(ctx, c)
+		if errors.Is(err, ui.ErrHeadless) {
+			return Result{}, &ConflictError{Reason: plan.Reason, Heads: plan.Heads}
+		}
+		if err != nil && !errors.Is(err, ui.ErrCancelled) {
+			return Result{}, err
+		}
+	}
+	switch choice {
+	case ui.ChoiceLocal:
+		for _, h := range plan.Heads {
+			s.state.Skipped = appendUnique(s.state.Skipped, h.ID)
+		}
+		if err := s.save(); err != nil {
+			return Result{}, err
+		}
+		return s.done(Result{Action: "kept-local", Snapshot: s.state.Last,
+			Message: "kept this computer's files; the next push records the cloud version as superseded (it stays in history)"})
+	case ui.ChoiceCloud:
+		target := plan.Heads[0]
+		if s.opt.Snapshot != "" {
+			var ok bool
+			if target, ok = headsGraph(plan.Heads).Resolve(s.opt.Snapshot); !ok {
+				return Result{}, fmt.Errorf("--snapshot=%s names none of the cloud versions (%s); run \"instance-sync history\" to see them", s.opt.Snapshot, strings.Join(shortIDs(plan.Heads), ", "))
+			}
+		}
+		safety, err := s.safety(ctx, cur)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := s.restore(ctx, target.ID); err != nil {
+			return Result{}, err
+		}
+		msg := "restored " + short(target.ID) + " from " + target.Host
+		if safety != "" {
+			msg += "; this computer's files are kept in safety snapshot " + short(safety)
+		}
+		return s.done(Result{Action: "used-cloud", Snapshot: target.ID, Message: msg})
+	}
+	return Result{}, ErrCancelled
+}
+
+func (s *session) describeConflict(plan history.Plan, cur scope.Manifest) ui.Conflict {
+	ch := scope.Diff(s.state.Manifest, cur)
+	var size int64
+	for _, p := range append(ch.Added, ch.Modified...) {
+		size += cur[p].Size
+	}
+	local := ui.Side{Host: s.opt.Hostname, Label: s.label(), Time: newestMTime(cur, ch), Size: size,
+		Files: len(ch.All()), Worlds: scope.Worlds(ch.All())}
+	c := ui.Conflict{Instance: s.label(), Local: local}
+	for _, h := range plan.Heads {
+		c.Cloud = append(c.Cloud, ui.Side{SnapshotID: h.ID, Host: h.Host, Label: h.Label, Time: h.Time, Size: h.Bytes, Files: int(h.Files)})
+	}
+	return c
+}
+
+func newestMTime(m scope.Manifest, ch scope.Changes) time.Time {
+	var t int64
+	for _, p := range append(ch.Added, ch.Modified...) {
+		if m[p].MTime > t {
+			t = m[p].MTime
+		}
+	}
+	if t == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, t)
+}
+
+// graph returns the snapshots present in the repository, decrypting the
+// metadata of those this machine has not seen before (one restic run at
+// most) and caching it in state.
+func (s *session) graph(ctx context.Context, l remote.Listing) (history.Graph, error) {
+	var unknown []string
+	for id := range l.Snapshots {
+		if _, ok := s.state.Known[id]; !ok {
+			unknown = append(unknown, id)
+		}
+	}
+	if len(unknown) > 0 {
+		rc, err := s.resticClient(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ids := unknown
+		if len(ids) > 200 {
+			ids = nil // all: a long history seen for the first time
+		}
+		snaps, err := rc.Snapshots(ctx, ids...)
+		if err != nil {
+			return nil, err
+		}
+		if s.state.Known == nil {
+			s.state.Known = map[string]history.Snapshot{}
+		}
+		for _, sn := range snaps {
+			meta := history.FromTags(history.Snapshot{ID: sn.ID, Time: sn.Time, Host: sn.Hostname}, sn.Tags)
+			if sn.Summary != nil {
+				meta.Files, meta.Bytes = sn.Summary.TotalFilesProcessed, sn.Summary.TotalBytesProcessed
+			}
+			s.state.Known[sn.ID] = meta
+		}
+		if err := s.save(); err != nil {
+			return nil, err
+		}
+	}
+	g := history.Graph{}
+	for id := range l.Snapshots {
+		if k, ok := s.state.Known[id]; ok {
+			g[id] = k
+		}
+	}
+	return g, nil
+}
+
+// restore makes the files in scope exactly those of snapshot id: restic
+// restores (skipping identical files), then files in scope that the
+// snapshot lacks are deleted. Nothing outside the scope is touched. The
+// restoring marker makes an interrupted restore resume at the next run.
+func (s *session) restore(ctx context.Context, id string) error {
+	rc, err := s.resticClient(ctx)
+	if err != nil {
+		return err
+	}
+	if err := checkOpenWorlds(s.opt.PackFolder); err != nil {
+		return err
+	}
+	s.state.Restoring = id
+	if err := s.save(); err != nil {
+		return err
+	}
+	inSnapshot := map[string]bool{}
+	var includes []string
+	for _, inc := range s.scope.Include {
+		includes = append(includes, "/"+strings.TrimSuffix(inc, "/"))
+	}
+	u := s.opt.UI
+	u.ProgressStart("pull")
+	err = rc.Restore(ctx, id, restic.RestoreOptions{
+		Target:   s.opt.PackFolder,
+		Includes: includes,
+		OnItem:   func(p, _ string, _ int64) { inSnapshot[p] = true },
+	}, func(st restic.Status) { u.ProgressUpdate(progressOf("pull", st)) })
+	u.ProgressDone()
+	if err != nil {
+		return fmt.Errorf("%w; the restore resumes at the next pull", err)
+	}
+	cur, err := s.scope.Walk(s.opt.PackFolder)
+	if err != nil {
+		return err
+	}
+	for _, p := range cur.Paths() {
+		if inSnapshot[p] {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.opt.PackFolder, filepath.FromSlash(p))); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("removing %s (not in the snapshot): %w; the restore resumes at the next pull", p, err)
+		}
+		s.pruneEmptyDirs(p)
+	}
+	after, err := s.scope.Walk(s.opt.PackFolder)
+	if err != nil {
+		return err
+	}
+	s.state.Last = id
+	s.state.Manifest = after
+	s.state.Restoring = ""
+	s.state.Skipped = nil
+	s.state.LastSync = time.Now().UTC()
+	return s.save()
+}
+
+// pruneEmptyDirs removes the folders above a deleted file that are now
+// empty, up to (not including) the include entry that holds it.
+func (s *session) pruneEmptyDirs(p string) {
+	for dir := path.Dir(p); dir != "." && s.scope.Included(dir+"/x") && !s.isIncludeRoot(dir); dir = path.Dir(dir) {
+		if os.Remove(filepath.Join(s.opt.PackFolder, filepath.FromSlash(dir))) != nil {
+			return
+		}
+	}
+}
+
+func (s *session) isIncludeRoot(dir string) bool {
+	for _, inc := range s.scope.Include {
+		if strings.TrimSuffix(inc, "/") == dir {
+			return true
+		}
+	}
+	return false
+}
+
+func progressOf(op string, st restic.Status) ui.Progress {
+	p := ui.Progress{Op: op, Percent: st.PercentDone * 100, BytesDone: st.BytesDone, BytesTotal: st.TotalBytes,
+		FilesDone: st.FilesDone, FilesTotal: st.TotalFiles, ETA: time.Duration(st.SecondsLeft) * time.Second}
+	if st.BytesRest > 0 {
+		p.BytesDone, p.FilesDone = st.BytesRest, st.FilesRest
+	}
+	if len(st.Current) > 0 {
+		p.CurrentFile = st.Current[0]
+	}
+	return p
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+func headIDs(h []history.Snapshot) []string {
+	out := make([]string, len(h))
+	for i, s := range h {
+		out[i] = s.ID
+	}
+	return out
+}
+
+func shortIDs(h []history.Snapshot) []string {
+	out := headIDs(h)
+	for i := range out {
+		out[i] = short(out[i])
+	}
+	return out
+}
+
+func headsGraph(h []history.Snapshot) history.Graph {
+	g := history.Graph{}
+	for _, s := range h {
+		g[s.ID] = s
+	}
+	return g
+}
+
+func appendUnique(list []string, s string) []string {
+	for _, e := range list {
+		if e == s {
+			return list
+		}
+	}
+	return append(list, s)
+}

@@ -1,0 +1,200 @@
+package instancesync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/history"
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/internal/atomicfile"
+	"git.timemachine.center/timemachine/instance-sync/internal/worldlock"
+	"git.timemachine.center/timemachine/instance-sync/remote"
+	"git.timemachine.center/timemachine/instance-sync/restic"
+	"git.timemachine.center/timemachine/instance-sync/scope"
+	"git.timemachine.center/timemachine/instance-sync/ui"
+)
+
+// Push records the instance's player data as a new snapshot when it changed
+// since the last sync. It never refuses because the cloud moved: the new
+// snapshot names its true base, and the other computer sees two heads.
+func Push(ctx context.Context, opt Options) (Result, error) {
+	s, err := open(opt)
+	if errors.Is(err, instance.ErrNotOptedIn) {
+		return Result{Action: "not-opted-in"}, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.close()
+	return s.push(ctx)
+}
+
+func (s *session) push(ctx context.Context) (Result, error) {
+	u := s.opt.UI
+	u.Event(ui.Event{Type: "start", Data: map[string]any{"op": "push", "instance": s.cfg.InstanceID, "label": s.label()}})
+	if s.state.Restoring != "" {
+		return Result{}, fmt.Errorf("a restore of %s was interrupted, so the files are half-restored; run \"instance-sync pull\" to finish it before pushing", short(s.state.Restoring))
+	}
+	cur, err := s.scope.Walk(s.opt.PackFolder)
+	if err != nil {
+		return Result{}, fmt.Errorf("reading the instance: %w", err)
+	}
+	if !s.localChanged(cur) && len(s.state.Skipped) == 0 {
+		return s.done(Result{Action: "nothing", Snapshot: s.state.Last, Message: "nothing to push"})
+	}
+	if len(cur) == 0 {
+		// restic cannot record an empty backup; deleting everything is far
+		// more likely a mistake than a wish to sync an empty instance.
+		u.Warn("nothing in the sync scope; not pushing an empty instance (the cloud keeps the last version)")
+		return Result{Action: "nothing", Snapshot: s.state.Last, Message: "empty scope"}, nil
+	}
+	if err := checkOpenWorlds(s.opt.PackFolder); err != nil {
+		return Result{}, err
+	}
+	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
+	if errors.Is(err, remote.ErrUnreachable) {
+		return Result{}, fmt.Errorf("%w; your progress is safe on this computer and the next pull or push uploads it", err)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	rc, err := s.resticClient(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	if !listing.Exists {
+		u.Info("creating the cloud repository for this instance")
+		if err := s.withUnlock(ctx, func() error { return rc.Init(ctx) }); err != nil {
+			return Result{}, err
+		}
+	}
+	bases := []string{}
+	if s.state.Last != "" {
+		bases = append(bases, s.state.Last)
+	}
+	for _, sk := range s.state.Skipped {
+		bases = appendUnique(bases, sk)
+	}
+	id, err := s.backup(ctx, history.KindPush, bases, cur)
+	partial := errors.Is(err, restic.ErrPartial)
+	if err != nil && !partial {
+		return Result{}, err
+	}
+	s.state.Last = id
+	s.state.Skipped = nil
+	if !partial {
+		// The manifest is the walk taken before the backup: a file changed
+		// during the backup shows as changed next time and is pushed again.
+		s.state.Manifest = cur
+	}
+	s.state.LastSync = time.Now().UTC()
+	if err := s.save(); err != nil {
+		return Result{}, err
+	}
+	if partial {
+		return Result{}, fmt.Errorf("%w; snapshot %s is incomplete and the next push tries again", err, short(id))
+	}
+	return s.done(Result{Action: "pushed", Snapshot: id, Message: fmt.Sprintf("pushed %d files (%s) as snapshot %s", len(cur), ui.HumanBytes(cur.Bytes()), short(id))})
+}
+
+// backup writes the file lists and runs restic backup from the pack folder
+// with relative paths, so the snapshot restores into any folder. It records
+// the new snapshot's metadata in state (not saved).
+func (s *session) backup(ctx context.Context, kind string, bases []string, cur scope.Manifest) (string, error) {
+	rc, err := s.resticClient(ctx)
+	if err != nil {
+		return "", err
+	}
+	if err := atomicfile.Write(s.paths.FilesFrom(), []byte(strings.Join(cur.Paths(), "\n")+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := atomicfile.Write(s.paths.ExcludeFrom(), []byte(resticExcludes(s.scope)), 0o600); err != nil {
+		return "", err
+	}
+	tags := history.Tags(kind, bases, s.label())
+	u := s.opt.UI
+	u.ProgressStart("push")
+	var sum restic.BackupSummary
+	err = s.withUnlock(ctx, func() error {
+		var err error
+		sum, err = rc.Backup(ctx, restic.BackupOptions{
+			FilesFrom: s.paths.FilesFrom(), ExcludeFile: s.paths.ExcludeFrom(), Host: s.opt.Hostname,
+			Tags: tags, Parent: s.state.Last,
+		}, func(st restic.Status) { u.ProgressUpdate(progressOf("push", st)) })
+		return err
+	})
+	u.ProgressDone()
+	if sum.SnapshotID == "" {
+		if err == nil {
+			err = errors.New("restic backup reported no snapshot")
+		}
+		return "", err
+	}
+	if s.state.Known == nil {
+		s.state.Known = map[string]history.Snapshot{}
+	}
+	s.state.Known[sum.SnapshotID] = history.Snapshot{
+		ID: sum.SnapshotID, Time: time.Now().UTC(), Host: s.opt.Hostname, Label: s.label(), Kind: kind,
+		Bases: bases, Files: sum.TotalFiles, Bytes: sum.TotalBytes,
+	}
+	return sum.SnapshotID, err
+}
+
+// safety snapshots the local files before they are replaced. It returns
+// "" when there is nothing local to keep.
+func (s *session) safety(ctx context.Context, cur scope.Manifest) (string, error) {
+	if len(cur) == 0 {
+		return "", nil
+	}
+	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
+	if err != nil {
+		return "", err
+	}
+	if !listing.Exists {
+		return "", errors.New("the cloud repository does not exist")
+	}
+	var bases []string
+	if s.state.Last != "" {
+		bases = []string{s.state.Last}
+	}
+	id, err := s.backup(ctx, history.KindSafety, bases, cur)
+	if err != nil {
+		return "", fmt.Errorf("safety snapshot before replacing local files: %w; nothing was replaced", err)
+	}
+	s.opt.UI.Info("saved this computer's files as safety snapshot " + short(id))
+	return id, s.save()
+}
+
+// resticExcludes are patterns restic understands the same way we do
+// (names at any depth); the file list itself already leaves out
+// everything excluded, this is a second guard.
+func resticExcludes(sc scope.Scope) string {
+	var b strings.Builder
+	for _, p := range sc.Exclude {
+		p = strings.TrimPrefix(p, "**/")
+		if !strings.ContainsAny(p, "/") {
+			b.WriteString(p + "\n")
+		}
+	}
+	return b.String()
+}
+
+// withUnlock runs f; when restic says the repository is locked, it removes
+// stale locks once ("restic unlock" only removes locks that are stale) and
+// tries again.
+func (s *session) withUnlock(ctx context.Context, f func() error) error {
+	err := f()
+	if !errors.Is(err, restic.ErrLocked) {
+		return err
+	}
+	s.opt.UI.Warn("the cloud repository is locked; removing stale locks and trying once more")
+	if uerr := s.restic.Unlock(ctx); uerr != nil {
+		return err
+	}
+	return f()
+}
+
+func checkOpenWorlds(pack string) error { return worldlock.Check(pack) }

@@ -1,0 +1,192 @@
+// Package remote talks HTTP to the rest-server directly, for what needs no
+// restic run: checking credentials, and listing a repository's snapshot
+// files (their names are the snapshot ids) without decrypting anything.
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+var (
+	// ErrAuth is HTTP 401: wrong user or password.
+	ErrAuth = errors.New("wrong user or password")
+	// ErrUnreachable means the server did not answer in time.
+	ErrUnreachable = errors.New("server unreachable")
+	// ErrInsecure is plain http to a host that is not this machine.
+	ErrInsecure = errors.New("https is required")
+)
+
+// Server is one rest-server account.
+type Server struct {
+	URL      string // base URL, e.g. https://cloud.example.org
+	User     string
+	Password string
+	// Timeout bounds each request; a pull that cannot reach the server
+	// must not delay the game. Default 10s.
+	Timeout time.Duration
+	Client  *http.Client
+}
+
+// CheckURL validates a server URL: http(s), a host, and https unless the
+// host is a loopback address or insecure is set.
+func CheckURL(raw string, insecure bool) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("%q is not a server URL; use the form https://host[:port]", raw)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("the server URL must not contain credentials; pass them with --token or --token-file")
+	}
+	if u.Scheme == "http" && !insecure && !IsLoopback(u.Hostname()) {
+		return nil, fmt.Errorf("%w for %s (plain http would send the password in the clear); use https:// or, on a trusted network, --insecure-http", ErrInsecure, u.Host)
+	}
+	return u, nil
+}
+
+// IsLoopback reports whether host names this machine.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// RepoURL is the restic repository URL of an instance (without credentials).
+func (s Server) RepoURL(instanceID string) string {
+	return "rest:" + s.base() + "/" + url.PathEscape(s.User) + "/" + url.PathEscape(instanceID) + "/"
+}
+
+func (s Server) base() string { return strings.TrimRight(s.URL, "/") }
+
+func (s Server) do(ctx context.Context, method, path string, accept string) (*http.Response, error) {
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	req, err := http.NewRequestWithContext(ctx, method, s.base()+path, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	req.SetBasicAuth(s.User, s.Password)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	client := s.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		cancel()
+		if ctx.Err() != nil || isNetErr(err) {
+			return nil, fmt.Errorf("%w: %s did not answer within %s", ErrUnreachable, s.base(), timeout)
+		}
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, s.base(), trimURL(err))
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error { err := c.ReadCloser.Close(); c.cancel(); return err }
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne)
+}
+
+// trimURL drops the request URL from a transport error; it is in the
+// message already and may be long.
+func trimURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// Check verifies the credentials: the account's folder must be readable.
+// It returns nil when the server accepts them (whether or not the instance
+// repository exists yet).
+func (s Server) Check(ctx context.Context, instanceID string) error {
+	resp, err := s.do(ctx, http.MethodHead, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/config", "")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("%w for %s", ErrAuth, s.base())
+	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound:
+		return nil
+	default:
+		return fmt.Errorf("%s answered %s; try again later or ask the server's operator", s.base(), resp.Status)
+	}
+}
+
+// Listing is what the server holds for one instance.
+type Listing struct {
+	Exists    bool             // the repository has been initialised
+	Snapshots map[string]int64 // snapshot id → file size
+}
+
+// ListSnapshots lists <repo>/snapshots/ with REST API v2. A repository that
+// does not exist yet gives Exists false and no error.
+func (s Server) ListSnapshots(ctx context.Context, instanceID string) (Listing, error) {
+	resp, err := s.do(ctx, http.MethodGet, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/snapshots/", "application/vnd.x.restic.rest.v2")
+	if err != nil {
+		return Listing{}, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return Listing{Exists: false}, nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return Listing{}, fmt.Errorf("%w for %s", ErrAuth, s.base())
+	default:
+		return Listing{}, fmt.Errorf("%s answered %s listing snapshots; try again later", s.base(), resp.Status)
+	}
+	var entries []struct {
+		Name string `json:"name"`
+		Size int64  `json:"size"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&entries); err != nil {
+		return Listing{}, fmt.Errorf("%s: unreadable snapshot listing: %v", s.base(), err)
+	}
+	l := Listing{Exists: true, Snapshots: make(map[string]int64, len(entries))}
+	for _, e := range entries {
+		if isHexID(e.Name) {
+			l.Snapshots[e.Name] = e.Size
+		}
+	}
+	return l, nil
+}
+
+func isHexID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}

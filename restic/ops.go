@@ -1,0 +1,142 @@
+package restic
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Snapshot is restic's view of a snapshot (the fields we use).
+type Snapshot struct {
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	Hostname string    `json:"hostname"`
+	Tags     []string  `json:"tags"`
+	Summary  *struct {
+		TotalFilesProcessed int64 `json:"total_files_processed"`
+		TotalBytesProcessed int64 `json:"total_bytes_processed"`
+	} `json:"summary"`
+}
+
+// Init creates the repository.
+func (c *Client) Init(ctx context.Context) error {
+	return c.run(ctx, "init", false, []string{"init"}, nil)
+}
+
+// BackupOptions describe one backup, run from Client.Dir.
+type BackupOptions struct {
+	FilesFrom   string   // file with one path per line, relative to Dir (--files-from-verbatim)
+	ExcludeFile string   // optional --exclude-file
+	Host        string   // --host
+	Tags        []string // each becomes one --tag
+	Parent      string   // optional --parent, speeds up change detection
+}
+
+// BackupSummary is restic's summary of a backup.
+type BackupSummary struct {
+	SnapshotID string `json:"snapshot_id"`
+	FilesNew   int64  `json:"files_new"`
+	FilesChg   int64  `json:"files_changed"`
+	DataAdded  int64  `json:"data_added"`
+	TotalFiles int64  `json:"total_files_processed"`
+	TotalBytes int64  `json:"total_bytes_processed"`
+}
+
+// Backup runs restic backup. On exit code 3 (some files unreadable) the
+// summary is still returned together with an error wrapping ErrPartial.
+func (c *Client) Backup(ctx context.Context, o BackupOptions, onStatus func(Status)) (BackupSummary, error) {
+	args := []string{"backup", "--files-from-verbatim", o.FilesFrom, "--host", o.Host}
+	if o.ExcludeFile != "" {
+		args = append(args, "--exclude-file", o.ExcludeFile)
+	}
+	if o.Parent != "" {
+		args = append(args, "--parent", o.Parent)
+	}
+	for _, t := range o.Tags {
+		args = append(args, "--tag", t)
+	}
+	var sum BackupSummary
+	err := c.run(ctx, "backup", true, args, func(mt string, raw []byte) bool {
+		switch mt {
+		case "status":
+			var s Status
+			if json.Unmarshal(raw, &s) == nil && onStatus != nil {
+				onStatus(s)
+			}
+			return true
+		case "summary":
+			_ = json.Unmarshal(raw, &sum)
+			return true
+		}
+		return false
+	})
+	if err != nil && !(errors.Is(err, ErrPartial) && sum.SnapshotID != "") {
+		return BackupSummary{}, err
+	}
+	return sum, err
+}
+
+// Snapshots returns the snapshots with the given ids (all when none).
+// restic prints the list as one JSON array line.
+func (c *Client) Snapshots(ctx context.Context, ids ...string) ([]Snapshot, error) {
+	var out []Snapshot
+	args := append([]string{"snapshots", "--no-lock"}, ids...)
+	err := c.runLines(ctx, "snapshots", false, args, nil, func(line []byte) bool {
+		var batch []Snapshot
+		if json.Unmarshal(line, &batch) != nil {
+			return false
+		}
+		out = append(out, batch...)
+		return true
+	})
+	return out, err
+}
+
+// RestoreOptions describe one restore.
+type RestoreOptions struct {
+	Target string
+	// Includes limits the restore to these snapshot paths ("/saves") and
+	// what lies below them.
+	Includes []string
+	// OnItem is called for every file and folder in the snapshot with its
+	// path relative to the target (slash-separated, no leading slash) and
+	// restic's action (restored, updated, unchanged).
+	OnItem func(path, action string, size int64)
+}
+
+// Restore restores snapshot id into Target, skipping files that are
+// already identical. It never deletes anything.
+func (c *Client) Restore(ctx context.Context, id string, o RestoreOptions, onStatus func(Status)) error {
+	args := []string{"restore", id, "--target", o.Target, "--overwrite", "if-changed", "-vv"}
+	for _, inc := range o.Includes {
+		args = append(args, "--include", inc)
+	}
+	return c.run(ctx, "restore", true, args, func(mt string, raw []byte) bool {
+		switch mt {
+		case "status":
+			var s Status
+			if json.Unmarshal(raw, &s) == nil && onStatus != nil {
+				onStatus(s)
+			}
+			return true
+		case "verbose_status":
+			var v struct {
+				Action string `json:"action"`
+				Item   string `json:"item"`
+				Size   int64  `json:"size"`
+			}
+			if json.Unmarshal(raw, &v) == nil && o.OnItem != nil {
+				o.OnItem(strings.TrimPrefix(v.Item, "/"), v.Action, v.Size)
+			}
+			return true
+		}
+		return false
+	})
+}
+
+// Unlock removes stale locks.
+func (c *Client) Unlock(ctx context.Context) error {
+	return c.run(ctx, "unlock", false, []string{"unlock"}, nil)
+}

@@ -1,0 +1,306 @@
+// Package restic is the boundary to the restic executable: it builds the
+// command line and a clean environment, parses restic's --json output line
+// by line and turns restic's exit codes into typed errors.
+package restic
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Typed errors for restic's documented exit codes.
+var (
+	ErrPartial       = errors.New("backup incomplete: some files could not be read") // exit 3
+	ErrNoRepository  = errors.New("repository does not exist")                       // exit 10
+	ErrLocked        = errors.New("repository is locked")                            // exit 11
+	ErrWrongPassword = errors.New("wrong repository password")                       // exit 12
+	ErrStalled       = errors.New("no progress")
+)
+
+// Error is a failed restic run.
+type Error struct {
+	Op       string // backup, restore, snapshots, ...
+	ExitCode int
+	Message  string // restic's own last words (exit_error or stderr), secrets never included
+	Kind     error  // one of the typed errors above, or nil
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" && e.Kind != nil {
+		msg = e.Kind.Error()
+	}
+	if msg == "" {
+		msg = fmt.Sprintf("exit status %d", e.ExitCode)
+	}
+	return fmt.Sprintf("restic %s: %s", e.Op, msg)
+}
+
+func (e *Error) Unwrap() error { return e.Kind }
+
+// Client runs restic against one repository.
+type Client struct {
+	Binary string
+	Repo   string // e.g. rest:https://host/user/instance/
+	// Secrets are passed only through the environment.
+	Password     string // repository password
+	RESTUser     string // rest-server basic auth
+	RESTPassword string
+	Dir          string    // working directory (the pack folder for backups)
+	Stderr       io.Writer // restic's stderr lines, prefixed; nil = discarded
+	// Timeout bounds runs that show no progress (snapshots, init, unlock).
+	Timeout time.Duration
+	// Stall ends a backup or restore whose progress has not moved for this
+	// long: restic itself retries an unreachable server for 15 minutes.
+	Stall time.Duration
+	// Environ is the environment to start from; default os.Environ().
+	Environ []string
+	// Command builds the process; tests may wrap it. Default exec.CommandContext.
+	Command func(ctx context.Context, name string, args ...string) *exec.Cmd
+}
+
+// Status is one of restic's JSON status lines during backup or restore.
+type Status struct {
+	PercentDone float64  `json:"percent_done"`
+	TotalFiles  int64    `json:"total_files"`
+	FilesDone   int64    `json:"files_done"`
+	FilesRest   int64    `json:"files_restored"`
+	TotalBytes  int64    `json:"total_bytes"`
+	BytesDone   int64    `json:"bytes_done"`
+	BytesRest   int64    `json:"bytes_restored"`
+	SecondsLeft int64    `json:"seconds_remaining"`
+	Current     []string `json:"current_files"`
+}
+
+// Line is any line restic printed in --json mode. Unknown fields are kept
+// out; non-JSON lines have MessageType "".
+type Line struct {
+	MessageType string          `json:"message_type"`
+	Raw         json.RawMessage `json:"-"`
+}
+
+// ParseLine decodes one line of restic --json output. Lines that are not a
+// JSON object (warnings restic prints regardless) return ok=false.
+func ParseLine(b []byte) (msgType string, raw []byte, ok bool) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return "", nil, false
+	}
+	var l struct {
+		MessageType string `json:"message_type"`
+	}
+	if err := json.Unmarshal(b, &l); err != nil {
+		return "", nil, false
+	}
+	return l.MessageType, b, true
+}
+
+// envSkip reports whether an inherited variable must not reach restic: a
+// player's own RESTIC_PASSWORD_COMMAND outranks RESTIC_PASSWORD, and
+// RESTIC_HOST silently filters snapshots.
+func envSkip(kv string) bool {
+	k, _, _ := strings.Cut(kv, "=")
+	if runtime.GOOS == "windows" {
+		k = strings.ToUpper(k)
+	}
+	return strings.HasPrefix(k, "RESTIC_")
+}
+
+func (c *Client) env() []string {
+	base := c.Environ
+	if base == nil {
+		base = os.Environ()
+	}
+	out := make([]string, 0, len(base)+6)
+	for _, kv := range base {
+		if !envSkip(kv) {
+			out = append(out, kv)
+		}
+	}
+	out = append(out,
+		"RESTIC_PROGRESS_FPS=2",
+		"RESTIC_PASSWORD="+c.Password,
+	)
+	if c.RESTUser != "" {
+		out = append(out, "RESTIC_REST_USERNAME="+c.RESTUser, "RESTIC_REST_PASSWORD="+c.RESTPassword)
+	}
+	return out
+}
+
+// run executes restic with args (after the global flags) and calls onLine
+// for every JSON line of stdout. A watched run (backup, restore) ends when
+// it stalls; any other run when it exceeds the timeout. progress reports whether a line shows the
+// operation moving, which resets the stall timer.
+func (c *Client) run(ctx context.Context, op string, watched bool, args []string, onLine func(msgType string, raw []byte) (progress bool)) error {
+	return c.runLines(ctx, op, watched, args, onLine, nil)
+}
+
+// runLines is run with a handler for lines that are not JSON objects
+// (restic prints some lists as one JSON array). Lines it does not take are
+// treated as stderr.
+func (c *Client) runLines(ctx context.Context, op string, watched bool, args []string, onLine func(msgType string, raw []byte) (progress bool), onOther func([]byte) bool) error {
+	full := append([]string{"--repo", c.Repo, "--json"}, args...)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := c.Stall
+	if !watched {
+		stall = 0
+	}
+	if stall <= 0 && c.Timeout > 0 {
+		var tcancel context.CancelFunc
+		ctx, tcancel = context.WithTimeoutCause(ctx, c.Timeout, fmt.Errorf("%w for %s", ErrStalled, c.Timeout))
+		defer tcancel()
+	}
+	newCmd := c.Command
+	if newCmd == nil {
+		newCmd = exec.CommandContext
+	}
+	cmd := newCmd(ctx, c.Binary, full...)
+	cmd.Dir = c.Dir
+	cmd.Env = c.env()
+	cmd.Stdin = nil
+	cmd.Cancel = func() error { return interrupt(cmd.Process) }
+	cmd.WaitDelay = 10 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	var errBuf tailBuffer
+	errBuf.prefix = "restic: "
+	errBuf.out = c.Stderr
+	cmd.Stderr = &errBuf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start restic %s: %w", op, err)
+	}
+
+	var exitMsg string
+	var mu sync.Mutex
+	last := time.Now()
+	done := make(chan struct{})
+	if stall > 0 {
+		go func() {
+			t := time.NewTicker(stall / 10)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					mu.Lock()
+					idle := time.Since(last)
+					mu.Unlock()
+					if idle > stall {
+						cancel(fmt.Errorf("%w for %s (network down?)", ErrStalled, stall.Round(time.Second)))
+						return
+					}
+				}
+			}
+		}()
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+	for sc.Scan() {
+		mt, raw, ok := ParseLine(sc.Bytes())
+		if !ok && onOther != nil && onOther(sc.Bytes()) {
+			continue
+		}
+		if !ok {
+			errBuf.Write(append(append([]byte(nil), sc.Bytes()...), '\n'))
+			continue
+		}
+		if mt == "exit_error" {
+			var e struct {
+				Message string `json:"message"`
+			}
+			_ = json.Unmarshal(raw, &e)
+			exitMsg = strings.TrimSpace(e.Message)
+			continue
+		}
+		if onLine != nil && onLine(mt, raw) {
+			mu.Lock()
+			last = time.Now()
+			mu.Unlock()
+		}
+	}
+	_, _ = io.Copy(io.Discard, stdout)
+	err = cmd.Wait()
+	close(done)
+	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		return &Error{Op: op, ExitCode: -1, Message: cause.Error(), Kind: cause}
+	}
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("restic %s: %w", op, err)
+	}
+	code := ee.ExitCode()
+	re := &Error{Op: op, ExitCode: code, Message: exitMsg}
+	switch code {
+	case 3:
+		re.Kind = ErrPartial
+	case 10:
+		re.Kind = ErrNoRepository
+	case 11:
+		re.Kind = ErrLocked
+	case 12:
+		re.Kind = ErrWrongPassword
+	}
+	if re.Message == "" {
+		re.Message = errBuf.lastLine()
+	}
+	return re
+}
+
+// tailBuffer forwards restic's stderr, prefixed, and keeps its last line
+// for the error message.
+type tailBuffer struct {
+	mu     sync.Mutex
+	prefix string
+	out    io.Writer
+	part   []byte
+	last   string
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.part = append(t.part, p...)
+	for {
+		i := bytes.IndexByte(t.part, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimRight(string(t.part[:i]), "\r")
+		t.part = t.part[i+1:]
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		t.last = line
+		if t.out != nil {
+			fmt.Fprintf(t.out, "%s%s\n", t.prefix, line)
+		}
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) lastLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.part) > 0 {
+		return strings.TrimSpace(string(t.part))
+	}
+	return strings.TrimPrefix(t.last, "Fatal: ")
+}

@@ -1,0 +1,265 @@
+// Package scope decides which files of an instance are player data to sync,
+// and records what they looked like (the manifest) so a later run can tell
+// whether anything changed without reading file contents.
+package scope
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// DefaultInclude is synced unless scope.json removes it. A trailing slash
+// marks a folder.
+var defaultInclude = []string{
+	"saves/", "options.txt", "optionsof.txt", "optionsshaders.txt", "servers.dat",
+	"hotbar.nbt", "screenshots/", "schematics/", "journeymap/", "XaeroWorldMap/",
+	"XaeroWaypoints/", "xaero/", "resourcepacks/", "shaderpacks/",
+}
+
+// DefaultExclude is never synced, even inside included folders.
+var defaultExclude = []string{
+	".cloud-sync/", "**/session.lock", "logs/", "crash-reports/", ".cache/", ".fabric/",
+	".quilt/", ".mixin.out/", "natives/", "*.dat_old", "*.tmp",
+}
+
+// alwaysExcluded cannot be removed by scope.json: syncing our own state or
+// a running game's lock file would break every sync after it.
+var alwaysExcluded = []string{".cloud-sync/", "**/session.lock"}
+
+// packwizOwn are packwiz's own files in the pack folder.
+var packwizOwn = []string{
+	"packwiz.json", "packwiz-installer.jar", "packwiz-installer-bootstrap.jar",
+}
+
+// DefaultInclude returns a copy of the default include list.
+func DefaultInclude() []string { return append([]string(nil), defaultInclude...) }
+
+// DefaultExclude returns a copy of the default exclude list.
+func DefaultExclude() []string { return append([]string(nil), defaultExclude...) }
+
+// Overrides is the content of .cloud-sync/scope.json. An entry adds to the
+// defaults; an entry starting with "!" removes that entry from them.
+type Overrides struct {
+	Include []string `json:"include"`
+	Exclude []string `json:"exclude"`
+}
+
+// ParseOverrides parses scope.json. Unknown fields are refused so that a
+// typo ("exlude") does not silently sync what the player meant to keep out.
+func ParseOverrides(data []byte) (Overrides, error) {
+	var o Overrides
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		return Overrides{}, err
+	}
+	if dec.More() {
+		return Overrides{}, errors.New("unexpected data after the JSON object")
+	}
+	for _, list := range [][]string{o.Include, o.Exclude} {
+		for _, e := range list {
+			if err := checkEntry(strings.TrimPrefix(e, "!")); err != nil {
+				return Overrides{}, fmt.Errorf("entry %q: %w", e, err)
+			}
+		}
+	}
+	return o, nil
+}
+
+func checkEntry(e string) error {
+	switch {
+	case e == "" || e == "/":
+		return errors.New("empty path")
+	case strings.HasPrefix(e, "/") || strings.Contains(e, "\\") || filepath.IsAbs(e) || (len(e) > 1 && e[1] == ':'):
+		return errors.New("must be relative to the pack folder, with forward slashes")
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(e, "/"), "/") {
+		if seg == ".." || seg == "." || seg == "" {
+			return errors.New("must not contain empty, . or .. segments")
+		}
+	}
+	if _, err := path.Match(e, ""); err != nil {
+		return fmt.Errorf("bad pattern: %w", err)
+	}
+	return nil
+}
+
+// Scope is the effective list of what is synced.
+type Scope struct {
+	Include []string // paths relative to the pack folder; trailing "/" = folder
+	Exclude []string // patterns, see Excluded
+	// Packwiz lists files packwiz owns (exact relative paths); they are
+	// excluded so a sync never reverts a pack update.
+	Packwiz []string
+}
+
+// New applies overrides to the defaults.
+func New(o Overrides) Scope {
+	return Scope{
+		Include: apply(defaultInclude, o.Include, nil),
+		Exclude: apply(defaultExclude, o.Exclude, alwaysExcluded),
+	}
+}
+
+func apply(base, changes, keep []string) []string {
+	out := append([]string(nil), base...)
+	for _, c := range changes {
+		if name, ok := strings.CutPrefix(c, "!"); ok {
+			if contains(keep, name) {
+				continue
+			}
+			out = remove(out, name)
+			continue
+		}
+		if !contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func remove(list []string, s string) []string {
+	out := list[:0]
+	for _, e := range list {
+		if e != s {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// PackwizFiles reads packwiz.json in pack and returns the files packwiz
+// owns. A missing packwiz.json means no packwiz.
+func PackwizFiles(pack string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(pack, "packwiz.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pw struct {
+		CachedFiles map[string]json.RawMessage `json:"cachedFiles"`
+	}
+	if err := json.Unmarshal(data, &pw); err != nil {
+		return nil, fmt.Errorf("%s: %w; fix or delete it and run packwiz-installer again", filepath.Join(pack, "packwiz.json"), err)
+	}
+	out := append([]string(nil), packwizOwn...)
+	for k := range pw.CachedFiles {
+		out = append(out, path.Clean(filepath.ToSlash(k)))
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Included reports whether rel (slash-separated, relative to the pack
+// folder) lies inside an include entry.
+func (s Scope) Included(rel string) bool {
+	for _, inc := range s.Include {
+		if dir, ok := strings.CutSuffix(inc, "/"); ok {
+			if rel == dir || strings.HasPrefix(rel, dir+"/") {
+				return true
+			}
+		} else if rel == inc {
+			return true
+		}
+	}
+	return false
+}
+
+// Excluded reports whether rel is excluded. isDir says whether rel is a
+// folder. Pattern rules, gitignore-like:
+//   - a trailing "/" matches only folders (and so everything inside them);
+//   - a pattern with another "/" is anchored at the pack folder;
+//   - a pattern without "/" matches a name at any depth;
+//   - "*" and "?" match within one name, "**" any number of names.
+func (s Scope) Excluded(rel string, isDir bool) bool {
+	for _, p := range s.Packwiz {
+		if rel == p {
+			return true
+		}
+	}
+	for _, p := range s.Exclude {
+		if matchPattern(p, rel, isDir) {
+			return true
+		}
+	}
+	return false
+}
+
+// InScope reports whether the file rel is synced: included, and neither it
+// nor any folder above it excluded.
+func (s Scope) InScope(rel string) bool {
+	if !s.Included(rel) {
+		return false
+	}
+	if dir := path.Dir(rel); dir != "." && s.folderExcluded(dir) {
+		return false
+	}
+	return !s.Excluded(rel, false)
+}
+
+// folderExcluded reports whether the folder dir or any folder above it is
+// excluded.
+func (s Scope) folderExcluded(dir string) bool {
+	parts := strings.Split(dir, "/")
+	for i := 1; i <= len(parts); i++ {
+		if s.Excluded(strings.Join(parts[:i], "/"), true) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchPattern(p, rel string, isDir bool) bool {
+	dirOnly := strings.HasSuffix(p, "/")
+	p = strings.TrimSuffix(p, "/")
+	if dirOnly && !isDir {
+		return false
+	}
+	pseg := strings.Split(p, "/")
+	rseg := strings.Split(rel, "/")
+	if !strings.Contains(p, "/") {
+		// A bare name matches the last component at any depth.
+		ok, _ := path.Match(p, rseg[len(rseg)-1])
+		return ok
+	}
+	return matchSegs(pseg, rseg)
+}
+
+func matchSegs(p, r []string) bool {
+	for len(p) > 0 {
+		if p[0] == "**" {
+			for i := 0; i <= len(r); i++ {
+				if matchSegs(p[1:], r[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(r) == 0 {
+			return false
+		}
+		if ok, _ := path.Match(p[0], r[0]); !ok {
+			return false
+		}
+		p, r = p[1:], r[1:]
+	}
+	return len(r) == 0
+}
