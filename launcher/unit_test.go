@@ -1,0 +1,252 @@
+package launcher
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestQSettingsEscapeRoundTrip(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"", ""},
+		{`"C:\Program Files\x.exe" pull`, `\"C:\\Program Files\\x.exe\" pull`},
+		{"a=b", `"a=b"`},
+		{" lead", `" lead"`},
+		{"Jürgen", `J\xfcrgen`},
+		{"é1", `\xe9\x31`}, // a hex digit after \x must be escaped too
+		{"@cmd", "@@cmd"},
+		{"line\nbreak\ttab", `line\nbreak\ttab`},
+	}
+	for _, tc := range cases {
+		got := qsettingsEscape(tc.in)
+		if got != tc.want {
+			t.Errorf("escape(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		back, err := qsettingsUnescape(got)
+		if err != nil || back != tc.in {
+			t.Errorf("unescape(%q) = %q, %v; want %q", got, back, err, tc.in)
+		}
+	}
+	if _, err := qsettingsUnescape("a, b"); err == nil {
+		t.Error("a list was read as a string")
+	}
+	// Qt 6 writes non-ASCII as raw UTF-8; that must read back too.
+	if got, _ := qsettingsUnescape(`"C:\\Users\\Jürgen\\x.exe"`); got != `C:\Users\Jürgen\x.exe` {
+		t.Errorf("utf-8 value read as %q", got)
+	}
+}
+
+func TestLegacyEscapeRoundTrip(t *testing.T) {
+	d := parseINI([]byte("a=b\n"), false)
+	for _, v := range []string{`"C:\Users\Jane Doe\x.exe" pull`, "/home/x #1/instance-sync push", "tab\there"} {
+		raw, err := d.encode("K", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back, _ := d.decode(raw + "  # comment"); back != v {
+			t.Errorf("%q -> %q -> %q", v, raw, back)
+		}
+	}
+	prism := parseINI([]byte("a=b\n"), true)
+	if _, err := prism.encode("PreLaunchCommand", `"x" pull -- "y=z"`); err == nil {
+		t.Error("prism's quote stripping was not caught")
+	}
+}
+
+func TestParseOurs(t *testing.T) {
+	cases := []struct {
+		d       dialect
+		in      string
+		ok      bool
+		verb    string
+		adopted string
+	}{
+		{qtSplitCommand, `"/opt/instance-sync" pull`, true, "pull", ""},
+		{qtSplitCommand, `"C:\Users\Jane Doe\instance-sync.exe" pull -- "$INST_JAVA" -jar a.jar`, true, "pull", `"$INST_JAVA" -jar a.jar`},
+		{qtSplitCommand, `/usr/bin/instance-sync push`, true, "push", ""},
+		{prismSplitArgs, `"C:\\Tools\\Instance-Sync.EXE" wrap -- gamemoderun`, true, "wrap", "gamemoderun"},
+		{prismSplitArgs, `"/opt/instance-sync" wrap --`, true, "wrap", ""},
+		{posixShell, `"/opt/My \$ dir/instance-sync" pull --pack-folder="$INST_DIR" -- java -jar x.jar`, true, "pull", "java -jar x.jar"},
+		{qtSplitCommand, `"$INST_JAVA" -jar packwiz-installer-bootstrap.jar`, false, "", ""},
+		{qtSplitCommand, `/opt/instance-sync-helper pull`, false, "", ""},
+		{qtSplitCommand, `"/opt/instance-sync" status`, false, "", ""},
+		{qtSplitCommand, `"/opt/instance-sync pull`, false, "", ""},
+	}
+	for _, tc := range cases {
+		c, ok := parseOurs(tc.d, tc.in)
+		if ok != tc.ok || c.verb != tc.verb || c.adopted != tc.adopted {
+			t.Errorf("parseOurs(%q) = %+v, %v", tc.in, c, ok)
+		}
+	}
+	// What buildCommand writes, parseOurs reads back, in every dialect.
+	for _, d := range []dialect{qtSplitCommand, prismSplitArgs, posixShell, javaExec} {
+		for _, exe := range []string{linuxExe, spacedExe, windowsExe, "/opt/$weird`dir/instance-sync"} {
+			if (d == qtSplitCommand || d == javaExec) && strings.ContainsAny(exe, "$`") {
+				continue
+			}
+			s, err := buildCommand(d, exe, "pull", "", "packwiz -x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ok := parseOurs(d, s)
+			if !ok || c.exe != exe || c.adopted != "packwiz -x" {
+				t.Errorf("dialect %d: %q read back as %+v", d, s, c)
+			}
+		}
+	}
+	if _, err := buildCommand(qtSplitCommand, `/a"b/instance-sync`, "pull", "", ""); err == nil {
+		t.Error("a quote in the path was accepted")
+	}
+}
+
+func TestDataDirCandidates(t *testing.T) {
+	env := map[string]string{"APPDATA": `C:\Users\Jane Doe\AppData\Roaming`}
+	getenv := func(k string) string { return env[k] }
+	cases := []struct {
+		l    Launcher
+		goos string
+		home string
+		want []string
+	}{
+		{Prism, "windows", `C:\Users\Jane Doe`, []string{`C:\Users\Jane Doe\AppData\Roaming\PrismLauncher`}},
+		{Prism, "darwin", "/Users/jane", []string{"/Users/jane/Library/Application Support/PrismLauncher"}},
+		{Prism, "linux", "/home/jane", []string{"/home/jane/.local/share/PrismLauncher", "/home/jane/.var/app/org.prismlauncher.PrismLauncher/data/PrismLauncher"}},
+		{MultiMC, "windows", `C:\Users\Jane Doe`, nil},
+		{MultiMC, "linux", "/home/jane", []string{"/home/jane/.local/share/multimc"}},
+		{ATLauncher, "windows", `C:\Users\Jane Doe`, []string{`C:\Users\Jane Doe\AppData\Roaming\ATLauncher`}},
+		{ATLauncher, "darwin", "/Users/jane", []string{"/Users/jane/Library/Application Support/ATLauncher"}},
+		{ATLauncher, "linux", "/home/jane", []string{"/home/jane/.local/share/ATLauncher", "/home/jane/.local/share/atlauncher", "/home/jane/.atlauncher", "/home/jane/.var/app/com.atlauncher.ATLauncher/data/ATLauncher"}},
+	}
+	for _, tc := range cases {
+		got := DataDirCandidates(Options{Launcher: tc.l, GOOS: tc.goos, Home: tc.home, Getenv: getenv})
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s/%s: got %q want %q", tc.l, tc.goos, got, tc.want)
+		}
+	}
+}
+
+// The data folder is found without --launcher-dir, and an instance by name.
+func TestFindsDataDirAndInstanceByName(t *testing.T) {
+	home := t.TempDir()
+	dir := filepath.Join(home, ".var", "app", "org.prismlauncher.PrismLauncher", "data", "PrismLauncher")
+	inst := filepath.Join(dir, "instances", "Jane's Pack")
+	if err := os.MkdirAll(inst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile("testdata/prism-global-fresh.cfg")
+	icfg, _ := os.ReadFile("testdata/prism-instance-packwiz.cfg")
+	if err := os.WriteFile(filepath.Join(dir, "prismlauncher.cfg"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(inst, "instance.cfg"), icfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Launcher: Prism, GOOS: "linux", Home: home, Getenv: func(string) string { return "" }}
+	st, err := Status(context.Background(), o)
+	if err != nil || st.File != filepath.Join(dir, "prismlauncher.cfg") {
+		t.Fatalf("global: %+v %v", st, err)
+	}
+	o.Instance = "Jane's Pack"
+	st, err = Status(context.Background(), o)
+	if err != nil || st.File != filepath.Join(inst, "instance.cfg") {
+		t.Fatalf("instance: %+v %v", st, err)
+	}
+	o = Options{Launcher: ATLauncher, GOOS: "linux", Home: home, Getenv: func(string) string { return "" }}
+	if _, err := Status(context.Background(), o); err == nil || !strings.Contains(err.Error(), "pass --launcher-dir=DIR") {
+		t.Errorf("missing atlauncher: %v", err)
+	}
+}
+
+func TestProcessMatching(t *testing.T) {
+	names := processNames(Prism)
+	cases := []struct {
+		comm, cmdline string
+		want          bool
+	}{
+		{"prismlauncher", "/usr/bin/prismlauncher", true},
+		{"prismlaunche", "/app/bin/prismlauncher -d /x", true}, // comm is cut at 15 bytes
+		{"bash", "bash -c vim prismlauncher.cfg", false},
+		{"instance-sync", "/opt/instance-sync hooks install --launcher=prism", false},
+	}
+	for _, tc := range cases {
+		if got := matchProcess(tc.comm, tc.cmdline, names); got != tc.want {
+			t.Errorf("matchProcess(%q, %q) = %v", tc.comm, tc.cmdline, got)
+		}
+	}
+	if !matchProcess("java", "java -jar /home/jane/ATLauncher/ATLauncher.jar", processNames(ATLauncher)) {
+		t.Error("ATLauncher jar not seen")
+	}
+	tasklist := []byte("\"System Idle Process\",\"0\",\"Services\",\"0\",\"8 K\"\r\n\"prismlauncher.exe\",\"4242\",\"Console\",\"1\",\"210,000 K\"\r\n")
+	if !tasklistHas(tasklist, names) || tasklistHas(tasklist, processNames(MultiMC)) {
+		t.Error("tasklist parsing")
+	}
+	ps := []byte("/sbin/launchd\n/Applications/Prism Launcher.app/Contents/MacOS/prismlauncher\n")
+	if !psHas(ps, names) || psHas(ps, processNames(ATLauncher)) {
+		t.Error("ps parsing")
+	}
+}
+
+func TestCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prismlauncher.cfg")
+	orig, _ := os.ReadFile("testdata/prism-global-crlf.cfg")
+	if err := os.WriteFile(cfg, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	running := false
+	base := Options{Binary: linuxExe, GOOS: "linux", Home: dir, Getenv: func(string) string { return "" },
+		IsRunning: func(context.Context, Launcher) (bool, error) { return running, nil }}
+	run := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := command(context.Background(), args, base, &out, &errb)
+		for _, s := range []string{out.String(), errb.String()} {
+			if s != "" && !strings.HasSuffix(s, "\n") {
+				t.Errorf("output does not end with a newline: %q", s)
+			}
+		}
+		return code, out.String(), errb.String()
+	}
+	ld := "--launcher-dir=" + dir
+	cases := []struct {
+		args     []string
+		code     int
+		out, err string
+	}{
+		{nil, 2, "", "usage:"},
+		{[]string{"frobnicate"}, 2, "", `unknown hooks command "frobnicate"`},
+		{[]string{"install"}, 2, "", "no launcher given"},
+		{[]string{"install", "--launcher=steam"}, 2, "", `unknown launcher "steam"`},
+		{[]string{"install", "--launcher=prism", "--mode=magic"}, 2, "", `unknown mode "magic"`},
+		{[]string{"install", "--launcher=prism", "--global", "--instance=x"}, 2, "", "exclude each other"},
+		{[]string{"install", "--launcher=prism", "--bogus"}, 2, "", "flag provided but not defined"},
+		{[]string{"status", "--launcher=prism", ld}, 0, "not installed; foreign pre-launch command present", ""},
+		{[]string{"install", "--launcher", "prism", ld}, 0, "installed (hooks); adopted pre-launch command", ""},
+		{[]string{"install", "--launcher=prism", ld}, 0, "already installed (hooks)", ""},
+		{[]string{"status", "--launcher=prism", ld}, 0, cfg + ": installed (hooks)", ""},
+		{[]string{"uninstall", "--launcher=prism", ld}, 0, "instance-sync removed", ""},
+		{[]string{"uninstall", "--launcher=prism", ld}, 0, "not installed; nothing changed", ""},
+		{[]string{"install", "--launcher=prism", ld, "--binary=relative/instance-sync"}, 1, "", "not absolute"},
+		{[]string{"--help"}, 0, "usage:", ""},
+	}
+	for _, tc := range cases {
+		code, out, errs := run(tc.args...)
+		if code != tc.code || !strings.Contains(out, tc.out) || !strings.Contains(errs, tc.err) {
+			t.Errorf("%q: code %d, stdout %q, stderr %q", tc.args, code, out, errs)
+		}
+	}
+	if got, _ := os.ReadFile(cfg); !bytes.Equal(got, orig) {
+		t.Errorf("install+uninstall via the CLI changed the file:\n%s", got)
+	}
+	running = true
+	code, _, errs := run("install", "--launcher=prism", ld)
+	if code != 1 || !strings.Contains(errs, "Prism Launcher is running") {
+		t.Errorf("running launcher: code %d, %q", code, errs)
+	}
+	if got, _ := os.ReadFile(cfg); !bytes.Equal(got, orig) {
+		t.Error("file changed while the launcher was running")
+	}
+}
