@@ -1,0 +1,110 @@
+package cloudsvc
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/resticbin"
+)
+
+// Exit codes of cloud-svc.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// Main is cloud-svc's command line: it parses args, serves until SIGINT or
+// SIGTERM and returns the exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return MainContext(ctx, args, stdout, stderr)
+}
+
+// MainContext is Main with the stop signal as a context, for tests.
+func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cloud-svc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg         Config
+		listen      = fs.String("listen", ":8000", "public address: the restic REST data plane for players")
+		adminListen = fs.String("admin-listen", "127.0.0.1:8001", "admin API address; keep it on loopback or a private network")
+		tlsCert     = fs.String("tls-cert", "", "TLS certificate (PEM) for the public port; without it the port speaks plain http (put a TLS reverse proxy in front)")
+		tlsKey      = fs.String("tls-key", "", "TLS private key (PEM) for --tls-cert")
+		resticFlag  = fs.String("restic-binary", "", "restic "+resticbin.Version+" executable used for retention, rotation and instance labels")
+	)
+	fs.StringVar(&cfg.DataDir, "data", "data", "data directory: account store, keys, repositories")
+	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "file holding the admin bearer token, created with a random token if missing (default <data>/admin.token)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "URL handed to players with their token (default derived from --listen)")
+	fs.DurationVar(&cfg.RetentionInterval, "retention-interval", 24*time.Hour, "how often retention runs; 0 turns the schedule off (POST /retention still works)")
+	fs.IntVar(&cfg.Policy.KeepLast, "keep-last", 10, "retention: keep the last N snapshots of each instance")
+	fs.IntVar(&cfg.Policy.KeepDaily, "keep-daily", 14, "retention: keep the last snapshot of each of N days")
+	fs.IntVar(&cfg.Policy.KeepWeekly, "keep-weekly", 8, "retention: keep the last snapshot of each of N weeks")
+	fs.IntVar(&cfg.Policy.KeepMonthly, "keep-monthly", 12, "retention: keep the last snapshot of each of N months")
+	fs.DurationVar(&cfg.KeepSafety, "keep-safety", 30*24*time.Hour, "retention never removes a kind:safety snapshot younger than this")
+	fs.IntVar(&cfg.ResticConcurrency, "restic-concurrency", 2, "restic runs the server makes at once")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cloud-svc: unexpected argument %q; all settings are flags, see cloud-svc -h\n", fs.Arg(0))
+		return ExitUsage
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		fmt.Fprintln(stderr, "cloud-svc: --tls-cert and --tls-key go together; pass both or neither")
+		return ExitUsage
+	}
+	if cfg.RetentionInterval < 0 || cfg.KeepSafety < 0 {
+		fmt.Fprintln(stderr, "cloud-svc: --retention-interval and --keep-safety must not be negative")
+		return ExitUsage
+	}
+	cfg.Log = stderr
+
+	found, err := resticbin.Find(ctx, resticbin.Options{Flag: *resticFlag})
+	if err != nil {
+		if *resticFlag != "" {
+			fmt.Fprintf(stderr, "cloud-svc: %v\n", err)
+			return ExitUsage
+		}
+		// The data plane does not need restic; only the server's own
+		// maintenance does, and it reports the problem when asked.
+		fmt.Fprintf(stderr, "cloud-svc: warning: %v; retention, rotation and instance labels are off until restic is available\n", err)
+	} else {
+		cfg.ResticBinary = found.Path
+	}
+
+	svc, err := Open(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloud-svc: %v\n", err)
+		return ExitError
+	}
+	defer svc.Close()
+
+	pub, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloud-svc: public port: %v; choose another --listen\n", err)
+		return ExitError
+	}
+	adm, err := net.Listen("tcp", *adminListen)
+	if err != nil {
+		pub.Close()
+		fmt.Fprintf(stderr, "cloud-svc: admin port: %v; choose another --admin-listen\n", err)
+		return ExitError
+	}
+	if err := svc.Serve(ctx, pub, adm, *tlsCert, *tlsKey); err != nil {
+		fmt.Fprintf(stderr, "cloud-svc: %v\n", err)
+		return ExitError
+	}
+	return ExitOK
+}

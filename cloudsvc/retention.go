@@ -1,0 +1,252 @@
+package cloudsvc
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Policy is restic's keep policy applied to every repository. Zero fields are
+// not passed; all zero means retention removes nothing.
+type Policy struct {
+	KeepLast    int
+	KeepDaily   int
+	KeepWeekly  int
+	KeepMonthly int
+}
+
+func (p Policy) args() []string {
+	var a []string
+	add := func(flag string, n int) {
+		if n > 0 {
+			a = append(a, flag, strconv.Itoa(n))
+		}
+	}
+	add("--keep-last", p.KeepLast)
+	add("--keep-daily", p.KeepDaily)
+	add("--keep-weekly", p.KeepWeekly)
+	add("--keep-monthly", p.KeepMonthly)
+	return a
+}
+
+// protectedIDs are the snapshots retention must never remove whatever the
+// policy says: every head (a push no other push names as its base: it is
+// some machine's latest progress) and every safety snapshot younger than
+// keepSafety (the player's local state taken before "use cloud").
+func protectedIDs(snaps []snapshot, now time.Time, keepSafety time.Duration) map[string]bool {
+	named := map[string]bool{}
+	var bases []string
+	for _, s := range snaps {
+		if s.kind() != "push" {
+			continue
+		}
+		for _, t := range s.Tags {
+			if b, ok := strings.CutPrefix(t, "base:"); ok && b != "" {
+				named[b] = true
+				bases = append(bases, b)
+			}
+		}
+	}
+	isBase := func(id string) bool {
+		if named[id] {
+			return true
+		}
+		// Tolerate abbreviated ids: a base that is a prefix of id names it.
+		for _, b := range bases {
+			if len(b) < len(id) && strings.HasPrefix(id, b) {
+				return true
+			}
+		}
+		return false
+	}
+	keep := map[string]bool{}
+	for _, s := range snaps {
+		switch s.kind() {
+		case "push":
+			if !isBase(s.ID) {
+				keep[s.ID] = true
+			}
+		case "safety":
+			if now.Sub(s.Time) < keepSafety {
+				keep[s.ID] = true
+			}
+		}
+	}
+	return keep
+}
+
+// forgetGroup is the part of restic's "forget --json" output retention reads.
+type forgetGroup struct {
+	Remove []snapshot `json:"remove"`
+}
+
+// RepoReport is what retention did to one repository.
+type RepoReport struct {
+	User      string   `json:"user"`
+	Instance  string   `json:"instance"`
+	Snapshots int      `json:"snapshots"`
+	Removed   []string `json:"removed,omitempty"`
+	Protected int      `json:"protected"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// RetentionReport sums up one retention run.
+type RetentionReport struct {
+	Started      time.Time    `json:"started"`
+	Duration     string       `json:"duration"`
+	Repositories []RepoReport `json:"repositories"`
+	Removed      int          `json:"removed"`
+	Errors       int          `json:"errors"`
+}
+
+// retainRepo applies the policy to one repository. restic decides what the
+// policy keeps (a dry run, so its keep-* semantics stay restic's own); we
+// subtract the protected snapshots and forget the rest explicitly by id, then
+// prune, in one restic run.
+func (s *Service) retainRepo(ctx context.Context, user, password, inst string) RepoReport {
+	rep := RepoReport{User: user, Instance: inst}
+	repoPath := s.repoPath(user, inst)
+	snaps, err := s.restic.snapshots(ctx, repoPath, password)
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	rep.Snapshots = len(snaps)
+	protected := protectedIDs(snaps, s.now(), s.cfg.KeepSafety)
+	rep.Protected = len(protected)
+	policy := s.cfg.Policy.args()
+	if len(policy) == 0 || len(snaps) == 0 {
+		return rep
+	}
+	// --group-by '' applies the policy to the instance's whole history, not
+	// per host: several machines share one instance and heads protect each
+	// machine's latest anyway.
+	args := append([]string{"forget", "--dry-run", "--no-lock", "--json", "--group-by", ""}, policy...)
+	out, err := s.restic.run(ctx, repoPath, password, "", args...)
+	if err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	var groups []forgetGroup
+	if err := jsonPayload(out, &groups); err != nil {
+		rep.Error = fmt.Sprintf("restic forget --dry-run on %s: %v", repoPath, err)
+		return rep
+	}
+	var remove []string
+	for _, g := range groups {
+		for _, sn := range g.Remove {
+			if !protected[sn.ID] {
+				remove = append(remove, sn.ID)
+			}
+		}
+	}
+	sort.Strings(remove)
+	if len(remove) == 0 {
+		return rep
+	}
+	args = append([]string{"forget", "--prune", "--retry-lock", "1m"}, remove...)
+	if _, err := s.restic.run(ctx, repoPath, password, "", args...); err != nil {
+		rep.Error = err.Error()
+		return rep
+	}
+	rep.Removed = remove
+	s.metrics.snapshotsForgotten.Add(float64(len(remove)))
+	return rep
+}
+
+// RunRetention applies the policy to every repository of every account, at
+// most Config.ResticConcurrency at a time, and retries old keys a rotation
+// could not remove.
+func (s *Service) RunRetention(ctx context.Context) (RetentionReport, error) {
+	if s.restic == nil || s.restic.bin == "" {
+		return RetentionReport{}, errNoRestic
+	}
+	// One run at a time: an interval run and an on-demand run would only
+	// fight over repository locks.
+	s.retentionMu.Lock()
+	defer s.retentionMu.Unlock()
+
+	started := s.now()
+	report := RetentionReport{Started: started}
+	accounts, err := s.store.List()
+	if err != nil {
+		return report, err
+	}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	for _, a := range accounts {
+		password, err := s.sealer.open(a.User, a.Secret)
+		if err != nil {
+			report.Repositories = append(report.Repositories, RepoReport{User: a.User, Error: err.Error()})
+			continue
+		}
+		s.retryPendingKeys(ctx, a.User, password)
+		insts, err := s.instances(a.User)
+		if err != nil {
+			report.Repositories = append(report.Repositories, RepoReport{User: a.User, Error: err.Error()})
+			continue
+		}
+		for _, inst := range insts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.acquire(ctx); err != nil {
+					return
+				}
+				defer s.release()
+				r := s.retainRepo(ctx, a.User, password, inst)
+				mu.Lock()
+				report.Repositories = append(report.Repositories, r)
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	sort.Slice(report.Repositories, func(i, j int) bool {
+		a, b := report.Repositories[i], report.Repositories[j]
+		if a.User != b.User {
+			return a.User < b.User
+		}
+		return a.Instance < b.Instance
+	})
+	for _, r := range report.Repositories {
+		report.Removed += len(r.Removed)
+		if r.Error != "" {
+			report.Errors++
+			s.log.Printf("retention: %s/%s: %s", r.User, r.Instance, r.Error)
+		}
+	}
+	report.Duration = s.now().Sub(started).Round(time.Millisecond).String()
+	result := "ok"
+	if report.Errors > 0 {
+		result = "error"
+	}
+	s.metrics.retentionRuns.WithLabelValues(result).Inc()
+	s.log.Printf("retention: %d repositories, %d snapshots removed, %d errors, %s", len(report.Repositories), report.Removed, report.Errors, report.Duration)
+	return report, ctx.Err()
+}
+
+// retentionLoop runs retention every interval until ctx ends.
+func (s *Service) retentionLoop(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := s.RunRetention(ctx); err != nil && ctx.Err() == nil {
+				s.log.Printf("retention: %v", err)
+			}
+		}
+	}
+}
