@@ -212,6 +212,8 @@ func (c *common) options(env Env) (instancesync.Options, error) {
 		UI:           u,
 		Stderr:       env.Stderr,
 		Getenv:       env.Getenv,
+		// The name recorded with snapshots; the OS hostname by default.
+		Hostname: env.Getenv("INSTANCE_SYNC_HOSTNAME"),
 	}, nil
 }
 

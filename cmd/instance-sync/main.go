@@ -14,11 +14,13 @@ import (
 // version is stamped at release: -ldflags "-X main.version=v1.2.3".
 var version string
 
-func main() {
+func main() { os.Exit(run()) }
+
+func run() int {
 	exe, _ := os.Executable()
-	os.Exit(cli.Main(context.Background(), cli.Env{
+	return cli.Main(context.Background(), cli.Env{
 		Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		Getenv: os.Getenv, Version: version, Exe: exe,
 		IsTerminal: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) },
-	}))
+	})
 }

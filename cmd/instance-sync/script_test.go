@@ -1,0 +1,153 @@
+package main
+
+import (
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
+	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
+)
+
+func TestMain(m *testing.M) {
+	log.SetOutput(io.Discard) // the embedded rest-server logs every repository it creates
+	testscript.Main(m, map[string]func(){
+		"instance-sync": func() { os.Exit(run()) },
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar against the real binary, real
+// restic and an in-process upstream rest-server (append-only, private
+// repos) with users alice and bob.
+func TestScripts(t *testing.T) {
+	realRestic := testenv.Restic(t)
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			srv, err := testserver.Start(filepath.Join(env.WorkDir, ".server"), "", map[string]string{
+				"alice": "alice-secret-pw", "bob": "bob-secret-pw",
+			})
+			if err != nil {
+				return err
+			}
+			env.Defer(func() { srv.Close() })
+			env.Values["server"] = srv
+			home := filepath.Join(env.WorkDir, ".home")
+			if err := os.MkdirAll(home, 0o700); err != nil {
+				return err
+			}
+			wrapper := filepath.Join(env.WorkDir, ".bin", "restic")
+			if err := os.MkdirAll(filepath.Dir(wrapper), 0o755); err != nil {
+				return err
+			}
+			// The wrapper records every restic run: its arguments and the
+			// names of the RESTIC_* variables it got.
+			script := "#!/bin/sh\n" +
+				"printf 'ARGS %s\\n' \"$*\" >> \"$ISYNC_TEST_LOG\"\n" +
+				"printf 'ENV %s\\n' \"$(env | grep '^RESTIC_' | cut -d= -f1 | sort | tr '\\n' ' ')\" >> \"$ISYNC_TEST_LOG\"\n" +
+				"exec \"$ISYNC_TEST_REAL_RESTIC\" \"$@\"\n"
+			if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+				return err
+			}
+			env.Setenv("HOME", home)
+			env.Setenv("XDG_CACHE_HOME", filepath.Join(home, ".cache"))
+			env.Setenv("SERVER", srv.URL)
+			env.Setenv("SERVERDATA", srv.DataDir)
+			env.Setenv("INSTANCE_SYNC_RESTIC", wrapper)
+			env.Setenv("ISYNC_TEST_REAL_RESTIC", realRestic)
+			env.Setenv("ISYNC_TEST_LOG", filepath.Join(env.WorkDir, "restic.log"))
+			env.Setenv("INST_MC_DIR", "")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"server":     cmdServer,
+			"getid":      cmdGetID,
+			"holdlock":   cmdHoldLock,
+			"snapcount":  cmdSnapCount,
+			"resticruns": cmdResticRuns,
+		},
+	})
+}
+
+// server 500 on|off: the rest-server answers every request with a 500.
+// server down: stop it.
+func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
+	srv := ts.Value("server").(*testserver.Server)
+	switch {
+	case len(args) == 2 && args[0] == "500":
+		if args[1] == "on" {
+			srv.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+				http.Error(w, "injected failure", http.StatusInternalServerError)
+				return true
+			})
+		} else {
+			srv.SetHook(nil)
+		}
+	case len(args) == 1 && args[0] == "down":
+		ts.Check(srv.Close())
+	default:
+		ts.Fatalf("usage: server 500 on|off | server down")
+	}
+}
+
+// getid VAR PACK: set $VAR to PACK's instance id.
+func cmdGetID(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: getid VAR PACK")
+	}
+	c, err := instance.Paths{Pack: ts.MkAbs(args[1])}.LoadConfig()
+	ts.Check(err)
+	ts.Setenv(args[0], c.InstanceID)
+}
+
+// holdlock PACK: take PACK's instance lock for the rest of the script,
+// as a running sync would.
+func cmdHoldLock(ts *testscript.TestScript, neg bool, args []string) {
+	l, err := instance.Paths{Pack: ts.MkAbs(args[0])}.AcquireLock()
+	ts.Check(err)
+	ts.Defer(l.Release)
+}
+
+// snapcount USER PACK N: the repository of PACK's instance holds N
+// snapshot files on the server.
+func cmdSnapCount(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: snapcount USER PACK N")
+	}
+	c, err := instance.Paths{Pack: ts.MkAbs(args[1])}.LoadConfig()
+	ts.Check(err)
+	entries, _ := os.ReadDir(filepath.Join(ts.Getenv("SERVERDATA"), args[0], c.InstanceID, "snapshots"))
+	want, _ := strconv.Atoi(args[2])
+	if (len(entries) == want) == neg {
+		ts.Fatalf("repository has %d snapshots, want %s%d", len(entries), map[bool]string{true: "not ", false: ""}[neg], want)
+	}
+}
+
+// resticruns N [SUBCOMMAND]: restic ran N times so far (of SUBCOMMAND).
+func cmdResticRuns(ts *testscript.TestScript, neg bool, args []string) {
+	data, _ := os.ReadFile(ts.Getenv("ISYNC_TEST_LOG"))
+	n := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		rest, ok := strings.CutPrefix(line, "ARGS ")
+		if !ok {
+			continue
+		}
+		if len(args) > 1 && !strings.Contains(" "+rest+" ", " "+args[1]+" ") {
+			continue
+		}
+		n++
+	}
+	want, _ := strconv.Atoi(args[0])
+	if n != want {
+		ts.Fatalf("restic ran %d times, want %d", n, want)
+	}
+}
