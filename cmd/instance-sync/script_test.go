@@ -117,15 +117,13 @@ func cmdHoldLock(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Defer(l.Release)
 }
 
-// snapcount USER PACK N: the repository of PACK's instance holds N
-// snapshot files on the server.
+// snapcount USER ID N: instance ID's repository holds N snapshot files on
+// the server.
 func cmdSnapCount(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 3 {
-		ts.Fatalf("usage: snapcount USER PACK N")
+		ts.Fatalf("usage: snapcount USER ID N")
 	}
-	c, err := instance.Paths{Pack: ts.MkAbs(args[1])}.LoadConfig()
-	ts.Check(err)
-	entries, _ := os.ReadDir(filepath.Join(ts.Getenv("SERVERDATA"), args[0], c.InstanceID, "snapshots"))
+	entries, _ := os.ReadDir(filepath.Join(ts.Getenv("SERVERDATA"), args[0], args[1], "snapshots"))
 	want, _ := strconv.Atoi(args[2])
 	if (len(entries) == want) == neg {
 		ts.Fatalf("repository has %d snapshots, want %s%d", len(entries), map[bool]string{true: "not ", false: ""}[neg], want)
