@@ -150,10 +150,12 @@ func (d *iniDoc) setRaw(key, raw string) {
 			at--
 		}
 	}
-	if at > 0 && !strings.HasSuffix(d.lines[at-1], "\n") {
-		d.lines[at-1] += d.eol
-	}
 	line := key + "=" + raw + d.eol
+	if at > 0 && !strings.HasSuffix(d.lines[at-1], "\n") {
+		// The file ends without a newline: keep it that way, so that
+		// removing this line again restores the exact bytes.
+		line = d.eol + key + "=" + raw
+	}
 	d.lines = append(d.lines[:at], append([]string{line}, d.lines[at:]...)...)
 }
 
@@ -167,9 +169,14 @@ func (d *iniDoc) set(key, value string) error {
 }
 
 func (d *iniDoc) remove(key string) {
-	if i, ok := d.find(key); ok {
-		d.lines = append(d.lines[:i], d.lines[i+1:]...)
+	i, ok := d.find(key)
+	if !ok {
+		return
 	}
+	if i == len(d.lines)-1 && i > 0 && !strings.HasSuffix(d.lines[i], "\n") {
+		d.lines[i-1] = strings.TrimSuffix(strings.TrimSuffix(d.lines[i-1], "\n"), "\r")
+	}
+	d.lines = append(d.lines[:i], d.lines[i+1:]...)
 }
 
 func (d *iniDoc) encode(key, v string) (string, error) {
@@ -303,6 +310,7 @@ func qsettingsUnescape(raw string) (string, error) {
 	appendStr := func(s string) { units = append(units, utf16.Encode([]rune(s))...) }
 	s := strings.TrimLeft(raw, " \t")
 	inQuotes, quoted := false, false
+	chopLimit := 0 // characters from escapes or quotes are never trimmed
 	for i := 0; i < len(s); {
 		c := s[i]
 		switch {
@@ -332,12 +340,16 @@ func qsettingsUnescape(raw string) (string, error) {
 				units = append(units, uint16(e))
 			case 'x':
 				var val uint16
+				digits := 0
 				for i < len(s) && isHexDigit(uint16(s[i])) {
 					n, _ := strconv.ParseUint(s[i:i+1], 16, 16)
 					val = val*16 + uint16(n)
 					i++
+					digits++
 				}
-				units = append(units, val)
+				if digits > 0 {
+					units = append(units, val)
+				}
 			default:
 				if e >= '0' && e <= '7' {
 					val := uint16(e - '0')
@@ -348,10 +360,16 @@ func qsettingsUnescape(raw string) (string, error) {
 					units = append(units, val)
 				}
 			}
+			chopLimit = len(units)
 		case c == '"':
 			i++
 			inQuotes = !inQuotes
 			quoted = true
+			if !inQuotes {
+				for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+					i++
+				}
+			}
 		case c == ',' && !inQuotes:
 			return "", fmt.Errorf("value %q is a list, not a command", raw)
 		default:
@@ -363,10 +381,12 @@ func qsettingsUnescape(raw string) (string, error) {
 			i = j
 		}
 	}
-	v := string(utf16.Decode(units))
 	if !quoted {
-		v = strings.TrimRight(v, " \t")
+		for len(units) > chopLimit && (units[len(units)-1] == ' ' || units[len(units)-1] == '\t') {
+			units = units[:len(units)-1]
+		}
 	}
+	v := string(utf16.Decode(units))
 	if strings.HasPrefix(v, "@@") {
 		v = v[1:]
 	}

@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,7 +104,7 @@ func (d *jsonDoc) getString(key string) (string, bool, error) {
 }
 
 func (d *jsonDoc) setRaw(key, raw string) error {
-	ms, close, err := d.members()
+	ms, _, err := d.members()
 	if err != nil {
 		return err
 	}
@@ -114,19 +115,24 @@ func (d *jsonDoc) setRaw(key, raw string) error {
 		}
 	}
 	k, _ := json.Marshal(key)
+	member := string(k) + ": " + raw
 	if len(ms) == 0 {
+		// Right after the brace, so removing it leaves the object as it was.
 		open, _, _ := d.object()
-		indent := lineIndent(d.data, open)
-		d.splice(open+1, close, "\n"+indent+"  "+string(k)+": "+raw+"\n"+indent)
+		d.splice(open+1, open+1, member)
 		return nil
 	}
 	last := ms[len(ms)-1]
 	// Gson writes one member a line; the new one copies the last one's indent.
-	nl := "\n"
-	if strings.Contains(string(d.data), "\r\n") {
-		nl = "\r\n"
+	sep := ", "
+	if indent, ok := lineIndent(d.data, last.start); ok {
+		nl := "\n"
+		if bytes.Contains(d.data, []byte("\r\n")) {
+			nl = "\r\n"
+		}
+		sep = "," + nl + indent
 	}
-	d.splice(last.valEnd, last.valEnd, ","+nl+lineIndent(d.data, last.start)+string(k)+": "+raw)
+	d.splice(last.valEnd, last.valEnd, sep+member)
 	return nil
 }
 
@@ -192,15 +198,16 @@ func jsonString(s string) string {
 	return b.String()
 }
 
-func lineIndent(data []byte, at int) string {
+// lineIndent returns the whitespace before at, if at starts a line.
+func lineIndent(data []byte, at int) (string, bool) {
 	i := at
 	for i > 0 && (data[i-1] == ' ' || data[i-1] == '\t') {
 		i--
 	}
-	if i > 0 && data[i-1] != '\n' {
-		return ""
+	if i == 0 || data[i-1] != '\n' {
+		return "", false
 	}
-	return string(data[i:at])
+	return string(data[i:at]), true
 }
 
 func skipSpace(data []byte, i int) int {

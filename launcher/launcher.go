@@ -106,7 +106,11 @@ func (s State) Summary() string {
 		parts = append(parts, "but custom commands are switched off in the launcher")
 	}
 	if s.Adopted != "" {
-		parts = append(parts, "adopted pre-launch command: "+s.Adopted)
+		slot := SlotPreLaunch
+		if s.Mode == ModeWrap {
+			slot = SlotWrapper
+		}
+		parts = append(parts, fmt.Sprintf("adopted %s command: %s", slot, s.Adopted))
 	}
 	for _, slot := range []string{SlotPreLaunch, SlotPostExit, SlotWrapper} {
 		if v, ok := s.Foreign[slot]; ok {
@@ -589,6 +593,9 @@ func (t target) uninstall(c config, backup config) error {
 	if err != nil {
 		return err
 	}
+	if !st[slotPre].ours && !st[slotPost].ours && !st[slotWrap].ours {
+		return nil
+	}
 	var after [3]string
 	for i := range st {
 		after[i] = st[i].value
@@ -683,7 +690,80 @@ func Install(ctx context.Context, opts Options) (Result, error) {
 	if err := o.checkNotRunning(ctx, t.file); err != nil {
 		return Result{}, err
 	}
-	return t.apply(func(c config) error { return t.install(c, o) }, o)
+	res, err := t.apply(func(c config) error { return t.install(c, o) }, o)
+	if err != nil {
+		return res, err
+	}
+	if !t.instance {
+		res.Notes = append(res.Notes, o.overridingInstances(t.file)...)
+	}
+	if n := o.flatpakNote(t.file); n != "" {
+		res.Notes = append(res.Notes, n)
+	}
+	return res, nil
+}
+
+// overridingInstances names the instances whose own command settings replace
+// the launcher-wide ones: a global install silently does not reach them, and
+// the player would wonder why those instances never sync.
+func (o Options) overridingInstances(globalFile string) []string {
+	dataDir := filepath.Dir(globalFile)
+	name := "instance.cfg"
+	if o.Launcher == ATLauncher {
+		dataDir = filepath.Dir(dataDir) // configs/ATLauncher.json
+		name = "instance.json"
+	}
+	instDir := o.instancesDir(dataDir)
+	ents, err := os.ReadDir(instDir)
+	if err != nil {
+		return nil
+	}
+	var notes []string
+	for _, e := range ents {
+		dir := filepath.Join(instDir, e.Name())
+		if !e.IsDir() || !exists(filepath.Join(dir, name)) {
+			continue
+		}
+		io := o
+		io.Global, io.Instance = false, dir
+		t, err := io.resolve()
+		if err != nil {
+			continue
+		}
+		c, _, _, err := t.load()
+		if err != nil {
+			continue
+		}
+		overrides := t.flagOn(c)
+		if o.Launcher == ATLauncher {
+			// ATLauncher falls back to the global value field by field.
+			r, ok := c.raw(t.flagKey)
+			overrides = ok && strings.TrimSpace(r) == "false"
+			for _, k := range t.keys {
+				if r, ok := c.raw(k); ok && r != "null" {
+					overrides = true
+				}
+			}
+		}
+		if !overrides {
+			continue
+		}
+		if st, err := t.status(c); err == nil && !st.Installed {
+			notes = append(notes, fmt.Sprintf("instance %q sets its own custom commands, so the global ones do not run for it; run \"instance-sync hooks install --launcher=%s --instance=%s\" too", e.Name(), o.Launcher, dir))
+		}
+	}
+	return notes
+}
+
+// flatpakNote warns that the Flatpak build of Prism runs commands inside its
+// sandbox, where a binary in the player's home folder is invisible.
+func (o Options) flatpakNote(file string) string {
+	const app = "org.prismlauncher.PrismLauncher"
+	sandbox := filepath.Join(o.Home, ".var", "app", app)
+	if o.Launcher != Prism || !strings.HasPrefix(file, sandbox+string(filepath.Separator)) || strings.HasPrefix(o.Binary, sandbox+"/") {
+		return ""
+	}
+	return fmt.Sprintf("this Prism Launcher is a Flatpak: let it run instance-sync with \"flatpak override --user --filesystem=%s:ro %s\"", filepath.Dir(o.Binary), app)
 }
 
 // Uninstall removes instance-sync from the selected config file and puts back

@@ -93,7 +93,7 @@ func TestInstallGoldenAndUninstallRestores(t *testing.T) {
 			`installed (hooks); adopted pre-launch command: "$INST_JAVA" -jar packwiz-installer-bootstrap.jar https://example.com/pack.toml?ref=main`},
 		{"prism-instance-legacy-spaces", Prism, "prism-instance-legacy.cfg", true, "linux", spacedExe, ModeHooks, "installed (hooks)"},
 		{"prism-instance-wrapper-chain", Prism, "prism-instance-wrapper.cfg", true, "linux", linuxExe, ModeWrap,
-			"installed (wrap); adopted pre-launch command: gamemoderun"},
+			"installed (wrap); adopted wrapper command: gamemoderun"},
 		{"multimc-global-hooks", MultiMC, "multimc-global.cfg", false, "windows", windowsExe, ModeHooks, "installed (hooks)"},
 		{"atlauncher-instance-hooks", ATLauncher, "atlauncher-instance.json", true, "linux", spacedExe, ModeHooks, "installed (hooks)"},
 		{"atlauncher-instance-adopt-windows", ATLauncher, "atlauncher-instance-win.json", true, "windows", windowsExe, ModeHooks,

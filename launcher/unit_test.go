@@ -155,6 +155,32 @@ func TestFindsDataDirAndInstanceByName(t *testing.T) {
 	if err != nil || st.File != filepath.Join(inst, "instance.cfg") {
 		t.Fatalf("instance: %+v %v", st, err)
 	}
+
+	// A global install names the instance that overrides the global commands
+	// and tells how to let the Flatpak see the binary.
+	o.Instance, o.Binary, o.IsRunning = "", linuxExe, notRunning
+	res, err := Install(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(res.Notes, "\n")
+	for _, want := range []string{
+		`instance "Jane's Pack" sets its own custom commands, so the global ones do not run for it; run "instance-sync hooks install --launcher=prism --instance=` + inst + `" too`,
+		`flatpak override --user --filesystem=/home/jane/.local/bin:ro org.prismlauncher.PrismLauncher`,
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	o.Instance = "Jane's Pack"
+	if _, err := Install(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	o.Instance = ""
+	if res, err := Install(context.Background(), o); err != nil || len(res.Notes) != 1 {
+		t.Errorf("after the instance install: notes %q, %v", res.Notes, err)
+	}
+
 	o = Options{Launcher: ATLauncher, GOOS: "linux", Home: home, Getenv: func(string) string { return "" }}
 	if _, err := Status(context.Background(), o); err == nil || !strings.Contains(err.Error(), "pass --launcher-dir=DIR") {
 		t.Errorf("missing atlauncher: %v", err)
