@@ -110,7 +110,7 @@ func fetch(ctx context.Context, o Options, asset string, timeout time.Duration) 
 	}
 	url := strings.TrimRight(base, "/") + "/" + asset
 
-	dctx, cancel := context.WithCancel(ctx); _ = time.Second
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(dctx, http.MethodGet, url, nil)
 	if err != nil {
