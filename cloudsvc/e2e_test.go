@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,6 +76,19 @@ func TestEndToEnd(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized {
 				t.Errorf("forged header (auth=%v) = %d", withAuth, resp.StatusCode)
 			}
+		}
+		// The second line: even with the internal header set to alice,
+		// rest-server's own private-repos check keeps her out of /bob/.
+		h, err := ts.svc.PublicHandler()
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := httptest.NewRequest("GET", "/"+bob.user+"/bobinst/config", nil)
+		req.Header.Set(proxyAuthHeader, alice.user)
+		rec := httptest.NewRecorder()
+		h.(*publicHandler).rest.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("rest-server private repos let alice into bob's repository: %d", rec.Code)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
