@@ -160,6 +160,9 @@ type target struct {
 	flagKey  string     // the switch that makes the commands count, or ""
 	noWrap   bool       // wrap mode unsupported
 	parse    func([]byte) (config, error)
+
+	global    *target // for an instance: the launcher-wide file it falls back to
+	globalErr string  // why global is nil
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -237,12 +240,29 @@ func (o Options) resolve() (target, error) {
 		}
 	}
 	var err error
-	if t.instance {
-		t.file, err = o.instanceFile()
-	} else {
+	if !t.instance {
 		t.file, err = o.globalFile()
+		return t, err
 	}
-	return t, err
+	if t.file, err = o.instanceFile(); err != nil {
+		return t, err
+	}
+	// The launcher-wide file the instance falls back to: beside the
+	// instances folder the instance sits in, else the usual data folder.
+	g := o
+	g.Instance, g.Global = "", true
+	if g.LauncherDir == "" {
+		dir := filepath.Dir(filepath.Dir(filepath.Dir(t.file)))
+		if exists(filepath.Join(dir, markerFile(o.Launcher))) {
+			g.LauncherDir = dir
+		}
+	}
+	if gt, err := g.resolve(); err == nil {
+		t.global = &gt
+	} else {
+		t.globalErr = err.Error()
+	}
+	return t, nil
 }
 
 func markerFile(l Launcher) string {
@@ -479,23 +499,90 @@ func (t target) setSlot(c config, i int, st slotState, value string) error {
 	return nil
 }
 
-func (t target) install(c config, o Options) error {
+// inheritance is what an instance falls back to for the command fields it
+// does not set itself.
+type inheritance struct {
+	eff       [3]slotState // the commands that actually run for the instance
+	inherited [3]bool      // eff[i] comes from the launcher-wide file
+	note      string       // set when the launcher-wide file could not be read
+}
+
+// inherit works out the commands that really run for an instance, so that an
+// instance install adopts a launcher-wide packwiz pre-launch command instead
+// of silently shadowing it. Prism/MultiMC take all three from the global
+// file unless OverrideCommands is on; ATLauncher falls back field by field.
+func (t target) inherit(c config, st [3]slotState) inheritance {
+	h := inheritance{eff: st}
+	if !t.instance {
+		return h
+	}
+	var from []int
+	flagRaw, flagSet := c.raw(t.flagKey)
+	flagSet = flagSet && flagRaw != "null"
+	if t.launcher == ATLauncher {
+		if flagSet && strings.TrimSpace(flagRaw) != "true" {
+			return h
+		}
+		for i, k := range t.keys {
+			if r, ok := c.raw(k); !ok || r == "null" {
+				from = append(from, i)
+			}
+		}
+	} else if !t.flagOn(c) {
+		from = []int{slotPre, slotPost, slotWrap}
+	}
+	if len(from) == 0 {
+		return h
+	}
+	if t.global == nil {
+		h.note = fmt.Sprintf("could not read the launcher-wide settings (%s); if they hold custom commands, check that this instance still runs them", t.globalErr)
+		return h
+	}
+	g := *t.global
+	gc, _, _, err := g.load()
+	if err != nil {
+		h.note = fmt.Sprintf("could not read the launcher-wide settings (%v); if they hold custom commands, check that this instance still runs them", err)
+		return h
+	}
+	if t.launcher == ATLauncher && !flagSet && !g.flagOn(gc) {
+		return h // the launcher-wide commands are switched off
+	}
+	gst, err := g.read(gc)
+	if err != nil {
+		h.note = err.Error()
+		return h
+	}
+	for _, i := range from {
+		h.eff[i], h.inherited[i] = gst[i], true
+	}
+	return h
+}
+
+func (t target) install(c config, o Options) (string, error) {
 	if o.Mode == ModeWrap && t.noWrap {
-		return fmt.Errorf("%s: ATLauncher runs its post-exit command even after a crash, so wrap mode adds nothing there; use --mode=hooks", t.file)
+		return "", fmt.Errorf("%s: ATLauncher runs its post-exit command even after a crash, so wrap mode adds nothing there; use --mode=hooks", t.file)
 	}
 	st, err := t.read(c)
 	if err != nil {
-		return err
+		return "", err
 	}
 	on := t.flagOn(c)
-	if !on {
+	if !on && t.launcher != ATLauncher {
 		// Switching the commands on would also run whatever the player
 		// left there switched off; they should decide about it first.
 		for i := range st {
 			if st[i].value != "" && !st[i].ours {
-				return fmt.Errorf("%s: has a %s command that is switched off (%s is not true): %s; clear it in %s and retry", t.file, slotNames[i], t.flagKey, st[i].value, displayName(t.launcher))
+				return "", fmt.Errorf("%s: has a %s command that is switched off (%s is not true): %s; clear it in %s and retry", t.file, slotNames[i], t.flagKey, st[i].value, displayName(t.launcher))
 			}
 		}
+	}
+	h := t.inherit(c, st)
+	eff := h.eff
+	where := func(i int) string {
+		if h.inherited[i] {
+			return "the launcher-wide " + slotNames[i] + " command"
+		}
+		return "the " + slotNames[i] + " command"
 	}
 	build := func(i int, adopted string) (string, error) {
 		s, err := buildCommand(t.dialects[i], o.Binary, slotVerbs[i], t.extra[i], adopted)
@@ -505,7 +592,7 @@ func (t target) install(c config, o Options) error {
 		return s, nil
 	}
 	adoptable := func(i int) (string, error) {
-		s := st[i]
+		s := eff[i]
 		if s.ours {
 			return s.cmd.adopted, nil
 		}
@@ -513,76 +600,79 @@ func (t target) install(c config, o Options) error {
 			return "", nil
 		}
 		if isPredecessor(s.value) {
-			return "", fmt.Errorf("%s: the %s command runs the old cloud-sync.pyz (%s); delete the old cloud-sync commands in %s, then retry", t.file, slotNames[i], s.value, displayName(t.launcher))
+			return "", fmt.Errorf("%s: %s runs the old cloud-sync.pyz (%s); delete the old cloud-sync commands in %s, then retry", t.file, where(i), s.value, displayName(t.launcher))
 		}
 		if t.dialects[i] == posixShell && strings.ContainsAny(s.value, "|&;<>()\n`") {
-			return "", fmt.Errorf("%s: the %s command uses shell operators (%s), which cannot be chained behind instance-sync; move it into a script and put the script's path there, then retry", t.file, slotNames[i], s.value)
+			return "", fmt.Errorf("%s: %s uses shell operators (%s), which cannot be chained behind instance-sync; move it into a script and put the script's path there, then retry", t.file, where(i), s.value)
 		}
 		return s.value, nil
 	}
+	// keep is what a field we do not take over must hold so that the same
+	// thing runs as before: our own command is unwound, and a launcher-wide
+	// one is copied in because the instance stops falling back to it.
+	keep := func(i int) error {
+		v := eff[i].value
+		if eff[i].ours {
+			v = eff[i].cmd.adopted
+		}
+		if h.inherited[i] && t.launcher == ATLauncher && !eff[i].ours {
+			return nil // ATLauncher keeps falling back field by field
+		}
+		return t.setSlot(c, i, st[i], v)
+	}
+	var want [3]string
 	if o.Mode == ModeHooks {
 		adopted, err := adoptable(slotPre)
 		if err != nil {
-			return err
+			return "", err
 		}
-		if p := st[slotPost]; p.value != "" && !p.ours {
+		if p := eff[slotPost]; p.value != "" && !p.ours {
 			if isPredecessor(p.value) {
-				return fmt.Errorf("%s: the post-exit command runs the old cloud-sync.pyz (%s); delete the old cloud-sync commands in %s, then retry", t.file, p.value, displayName(t.launcher))
+				return "", fmt.Errorf("%s: %s runs the old cloud-sync.pyz (%s); delete the old cloud-sync commands in %s, then retry", t.file, where(slotPost), p.value, displayName(t.launcher))
 			}
 			hint := "; clear it or move it into a script, or use --mode=wrap"
 			if t.noWrap {
 				hint = "; clear it or move it into a script"
 			}
-			return fmt.Errorf("%s: the post-exit command is not instance-sync's (%s) and cannot be chained%s", t.file, p.value, hint)
+			return "", fmt.Errorf("%s: %s is not instance-sync's (%s) and cannot be chained%s", t.file, where(slotPost), p.value, hint)
 		}
-		pre, err := build(slotPre, adopted)
-		if err != nil {
-			return err
+		if want[slotPre], err = build(slotPre, adopted); err != nil {
+			return "", err
 		}
-		post, err := build(slotPost, "")
-		if err != nil {
-			return err
+		if want[slotPost], err = build(slotPost, ""); err != nil {
+			return "", err
 		}
-		if err := t.setSlot(c, slotPre, st[slotPre], pre); err != nil {
-			return err
-		}
-		if err := t.setSlot(c, slotPost, st[slotPost], post); err != nil {
-			return err
-		}
-		if w := st[slotWrap]; w.ours {
-			if err := t.setSlot(c, slotWrap, w, w.cmd.adopted); err != nil {
-				return err
+		for _, i := range []int{slotPre, slotPost} {
+			if err := t.setSlot(c, i, st[i], want[i]); err != nil {
+				return "", err
 			}
+		}
+		if err := keep(slotWrap); err != nil {
+			return "", err
 		}
 	} else {
 		adopted, err := adoptable(slotWrap)
 		if err != nil {
-			return err
+			return "", err
 		}
-		wrap, err := build(slotWrap, adopted)
-		if err != nil {
-			return err
+		if want[slotWrap], err = build(slotWrap, adopted); err != nil {
+			return "", err
 		}
-		if err := t.setSlot(c, slotWrap, st[slotWrap], wrap); err != nil {
-			return err
+		if err := t.setSlot(c, slotWrap, st[slotWrap], want[slotWrap]); err != nil {
+			return "", err
 		}
-		if p := st[slotPre]; p.ours {
-			if err := t.setSlot(c, slotPre, p, p.cmd.adopted); err != nil {
-				return err
-			}
-		}
-		if p := st[slotPost]; p.ours {
-			if err := t.setSlot(c, slotPost, p, ""); err != nil {
-				return err
+		for _, i := range []int{slotPre, slotPost} {
+			if err := keep(i); err != nil {
+				return "", err
 			}
 		}
 	}
 	if !on {
 		if err := c.setRaw(t.flagKey, "true"); err != nil {
-			return fmt.Errorf("%s: %v", t.file, err)
+			return "", fmt.Errorf("%s: %v", t.file, err)
 		}
 	}
-	return nil
+	return h.note, nil
 }
 
 // uninstall puts back what the player had. Where the backup holds the same
@@ -596,13 +686,41 @@ func (t target) uninstall(c config, backup config) error {
 	if !st[slotPre].ours && !st[slotPost].ours && !st[slotWrap].ours {
 		return nil
 	}
+	// An instance whose commands were switched off before install ran the
+	// launcher-wide ones, which install copied in; going back to the backup's
+	// fields as they were restores exactly that.
+	inactiveBefore := t.instance && t.launcher != ATLauncher && backup != nil && !t.flagOn(backup)
 	var after [3]string
 	for i := range st {
 		after[i] = st[i].value
+		if inactiveBefore {
+			if r, ok := backup.raw(t.keys[i]); ok {
+				if err := c.setRaw(t.keys[i], r); err != nil {
+					return err
+				}
+			} else if err := c.remove(t.keys[i]); err != nil {
+				return err
+			}
+			continue
+		}
 		if !st[i].ours {
 			continue
 		}
 		after[i] = st[i].cmd.adopted
+		if t.instance && t.launcher == ATLauncher && backup != nil {
+			// The field was unset and fell back to the launcher-wide one.
+			if r, ok := backup.raw(t.keys[i]); !ok || r == "null" {
+				if ok {
+					err = c.setRaw(t.keys[i], r)
+				} else {
+					err = c.remove(t.keys[i])
+				}
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if err := t.restore(c, backup, t.keys[i], after[i]); err != nil {
 			return err
 		}
@@ -690,9 +808,13 @@ func Install(ctx context.Context, opts Options) (Result, error) {
 	if err := o.checkNotRunning(ctx, t.file); err != nil {
 		return Result{}, err
 	}
-	res, err := t.apply(func(c config) error { return t.install(c, o) }, o)
+	var note string
+	res, err := t.apply(func(c config) (err error) { note, err = t.install(c, o); return err }, o)
 	if err != nil {
 		return res, err
+	}
+	if note != "" && res.Changed {
+		res.Notes = append(res.Notes, note)
 	}
 	if !t.instance {
 		res.Notes = append(res.Notes, o.overridingInstances(t.file)...)

@@ -339,3 +339,90 @@ func readString(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+// An instance install must not shadow what the instance inherited from the
+// launcher-wide settings: it adopts or copies those commands instead.
+func TestInstanceInheritsLauncherWideCommands(t *testing.T) {
+	write := func(t *testing.T, p, data string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	packwiz := `\"$INST_JAVA\" -jar packwiz-installer-bootstrap.jar https://example.com/pack.toml`
+	cases := []struct {
+		name     string
+		launcher Launcher
+		global   string // file name under the data folder, and its content
+		globalIn string
+		instance string
+		instIn   string
+		mode     Mode
+		want     []string // lines in the instance file after install
+		refuse   string
+	}{
+		{"prism adopts global pre-launch", Prism, "prismlauncher.cfg",
+			"[General]\nConfigVersion=1.2\nPreLaunchCommand=" + packwiz + "\n",
+			"instance.cfg", readFixture(t, "prism-instance-legacy.cfg"), ModeHooks,
+			[]string{`PreLaunchCommand="/home/jane/.local/bin/instance-sync" pull -- "$INST_JAVA" -jar packwiz-installer-bootstrap.jar https://example.com/pack.toml`, "OverrideCommands=true"}, ""},
+		{"prism wrap copies global pre-launch and adopts global wrapper", Prism, "prismlauncher.cfg",
+			"[General]\nConfigVersion=1.2\nPreLaunchCommand=" + packwiz + "\nWrapperCommand=gamemoderun\n",
+			"instance.cfg", "[General]\nConfigVersion=1.2\nOverrideCommands=false\nname=x\n", ModeWrap,
+			[]string{"PreLaunchCommand=" + packwiz, `WrapperCommand=\"/home/jane/.local/bin/instance-sync\" wrap -- gamemoderun`}, ""},
+		{"prism refuses to shadow global post-exit", Prism, "prismlauncher.cfg",
+			"[General]\nConfigVersion=1.2\nPostExitCommand=/home/jane/bin/backup.sh\n",
+			"instance.cfg", "[General]\nConfigVersion=1.2\nname=x\n", ModeHooks,
+			nil, "the launcher-wide post-exit command is not instance-sync's (/home/jane/bin/backup.sh)"},
+		{"atlauncher adopts global pre-launch", ATLauncher, "configs/ATLauncher.json",
+			"{\n  \"enableCommands\": true,\n  \"preLaunchCommand\": \"java -jar packwiz-installer-bootstrap.jar https://example.com/pack.toml\"\n}\n",
+			"instance.json", readFixture(t, "atlauncher-instance.json"), ModeHooks,
+			[]string{`"preLaunchCommand": "\"/home/jane/.local/bin/instance-sync\" pull --pack-folder=\"$INST_DIR\" -- java -jar packwiz-installer-bootstrap.jar https://example.com/pack.toml"`}, ""},
+		{"atlauncher ignores switched-off global commands", ATLauncher, "configs/ATLauncher.json",
+			"{\n  \"enableCommands\": false,\n  \"postExitCommand\": \"/home/jane/bin/backup.sh\"\n}\n",
+			"instance.json", readFixture(t, "atlauncher-instance.json"), ModeHooks,
+			[]string{`"postExitCommand": "\"/home/jane/.local/bin/instance-sync\" push --pack-folder=\"$INST_DIR\""`, `"enableCommands": true`}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, filepath.Join(dir, filepath.FromSlash(tc.global)), tc.globalIn)
+			file := filepath.Join(dir, "instances", "x", tc.instance)
+			write(t, file, tc.instIn)
+			o := Options{Launcher: tc.launcher, Instance: filepath.Dir(file), Mode: tc.mode, Binary: linuxExe, GOOS: "linux",
+				Home: dir, Getenv: func(string) string { return "" }, IsRunning: notRunning}
+			_, err := Install(context.Background(), o)
+			if tc.refuse != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.refuse) {
+					t.Fatalf("err = %v, want %q", err, tc.refuse)
+				}
+				if got := readString(t, file); got != tc.instIn {
+					t.Errorf("file changed:\n%s", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := readString(t, file)
+			for _, w := range tc.want {
+				if !strings.Contains(got, w+"\n") && !strings.Contains(got, w+",\n") {
+					t.Errorf("missing %s in\n%s", w, got)
+				}
+			}
+			if _, err := Uninstall(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			if got := readString(t, file); got != tc.instIn {
+				t.Errorf("uninstall did not restore:\n--- got\n%s\n--- want\n%s", got, tc.instIn)
+			}
+		})
+	}
+}
+
+func readFixture(t *testing.T, name string) string {
+	t.Helper()
+	return readString(t, filepath.Join("testdata", name))
+}
