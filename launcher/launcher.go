@@ -89,6 +89,10 @@ type State struct {
 	Disabled  bool              // our commands are there but the launcher's switch for them is off
 	Adopted   string            // the player's pre-launch (or wrapper) command chained behind ours
 	Foreign   map[string]string // slot -> a command that is not ours
+
+	// LauncherWide is the state of the launcher-wide file when this
+	// instance sets no commands of its own and runs those.
+	LauncherWide *State
 }
 
 // Summary is the one-line description printed by "hooks status".
@@ -116,6 +120,9 @@ func (s State) Summary() string {
 		if v, ok := s.Foreign[slot]; ok {
 			parts = append(parts, fmt.Sprintf("foreign %s command present: %s", slot, v))
 		}
+	}
+	if w := s.LauncherWide; w != nil {
+		parts = append(parts, fmt.Sprintf("the instance runs the launcher-wide commands (%s: %s)", w.File, w.Summary()))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -917,7 +924,33 @@ func Status(_ context.Context, opts Options) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	return t.status(c)
+	st, err := t.status(c)
+	if err != nil || t.global == nil || !t.inheritsAll(c) {
+		return st, err
+	}
+	if gc, _, _, err := t.global.load(); err == nil {
+		if gs, err := t.global.status(gc); err == nil {
+			st.LauncherWide = &gs
+		}
+	}
+	return st, nil
+}
+
+// inheritsAll reports whether an instance sets none of the command fields
+// and so runs the launcher-wide ones.
+func (t target) inheritsAll(c config) bool {
+	if t.launcher != ATLauncher {
+		return !t.flagOn(c)
+	}
+	if r, ok := c.raw(t.flagKey); ok && r != "null" && strings.TrimSpace(r) != "true" {
+		return false
+	}
+	for _, k := range t.keys {
+		if r, ok := c.raw(k); ok && r != "null" {
+			return false
+		}
+	}
+	return true
 }
 
 func (t target) apply(edit func(config) error, o Options) (Result, error) {
@@ -941,7 +974,13 @@ func (t target) apply(edit func(config) error, o Options) (Result, error) {
 			}
 			res.Backup = bak
 		}
-		if err := atomicfile.Write(t.file, out, mode); err != nil {
+		// A config linked from elsewhere (dotfiles) stays a link: the
+		// rename replaces the file it points to.
+		dst := t.file
+		if real, err := filepath.EvalSymlinks(t.file); err == nil {
+			dst = real
+		}
+		if err := atomicfile.Write(dst, out, mode); err != nil {
 			return Result{}, fmt.Errorf("%s: cannot write it (%v); check the file's permissions", t.file, err)
 		}
 		res.Changed = true

@@ -426,3 +426,26 @@ func readFixture(t *testing.T, name string) string {
 	t.Helper()
 	return readString(t, filepath.Join("testdata", name))
 }
+
+func TestStatusOfInheritingInstance(t *testing.T) {
+	dir := t.TempDir()
+	global := filepath.Join(dir, "prismlauncher.cfg")
+	inst := filepath.Join(dir, "instances", "Old Pack", "instance.cfg")
+	if err := os.MkdirAll(filepath.Dir(inst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for p, f := range map[string]string{global: "golden/prism-global-fresh-hooks.cfg", inst: "prism-instance-legacy.cfg"} {
+		if err := os.WriteFile(p, []byte(readFixture(t, f)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := Options{Launcher: Prism, Instance: filepath.Dir(inst), GOOS: "linux", Home: dir, Getenv: func(string) string { return "" }}
+	st, err := Status(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "not installed; the instance runs the launcher-wide commands (" + global + ": installed (hooks))"
+	if st.Summary() != want {
+		t.Errorf("got  %s\nwant %s", st.Summary(), want)
+	}
+}

@@ -276,3 +276,33 @@ func TestCommand(t *testing.T) {
 		t.Error("file changed while the launcher was running")
 	}
 }
+
+func TestSymlinkedConfigStaysALink(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "dotfiles", "prismlauncher.cfg")
+	if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(real, []byte(readFixture(t, "prism-global-fresh.cfg")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(data, "prismlauncher.cfg")
+	if err := os.Symlink(real, link); err != nil {
+		t.Skip(err)
+	}
+	o := Options{Launcher: Prism, LauncherDir: data, Binary: linuxExe, GOOS: "linux", Home: dir,
+		Getenv: func(string) string { return "" }, IsRunning: notRunning}
+	if _, err := Install(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced: %v", err)
+	}
+	if got := readString(t, real); !strings.Contains(got, "PreLaunchCommand=") {
+		t.Errorf("the linked file was not changed:\n%s", got)
+	}
+}
