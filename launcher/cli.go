@@ -86,6 +86,7 @@ func command(ctx context.Context, args []string, base Options, stdout, stderr io
 		}
 		if !res.Changed {
 			fmt.Fprintf(stdout, "%s: already %s; nothing changed\n", res.File, oneLine(res.State.Summary()))
+			report(stdout, res)
 			return 0
 		}
 		fmt.Fprintf(stdout, "%s: %s\n", res.File, oneLine(res.State.Summary()))
