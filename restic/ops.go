@@ -58,14 +58,11 @@ func (c *Client) Backup(ctx context.Context, o BackupOptions, onStatus func(Stat
 		args = append(args, "--tag", t)
 	}
 	var sum BackupSummary
+	var prev Status
 	err := c.run(ctx, "backup", true, args, func(mt string, raw []byte) bool {
 		switch mt {
 		case "status":
-			var s Status
-			if json.Unmarshal(raw, &s) == nil && onStatus != nil {
-				onStatus(s)
-			}
-			return true
+			return statusMoved(raw, &prev, onStatus)
 		case "summary":
 			_ = json.Unmarshal(raw, &sum)
 			return true
@@ -113,14 +110,11 @@ func (c *Client) Restore(ctx context.Context, id string, o RestoreOptions, onSta
 	for _, inc := range o.Includes {
 		args = append(args, "--include", inc)
 	}
+	var prev Status
 	return c.run(ctx, "restore", true, args, func(mt string, raw []byte) bool {
 		switch mt {
 		case "status":
-			var s Status
-			if json.Unmarshal(raw, &s) == nil && onStatus != nil {
-				onStatus(s)
-			}
-			return true
+			return statusMoved(raw, &prev, onStatus)
 		case "verbose_status":
 			var v struct {
 				Action string `json:"action"`
@@ -139,4 +133,21 @@ func (c *Client) Restore(ctx context.Context, id string, o RestoreOptions, onSta
 // Unlock removes stale locks.
 func (c *Client) Unlock(ctx context.Context) error {
 	return c.run(ctx, "unlock", false, []string{"unlock"}, nil)
+}
+
+// statusMoved reports a status line and whether it shows progress since
+// the previous one: restic keeps printing status while it retries a dead
+// server, so only moving numbers count.
+func statusMoved(raw []byte, prev *Status, onStatus func(Status)) bool {
+	var s Status
+	if json.Unmarshal(raw, &s) != nil {
+		return false
+	}
+	if onStatus != nil {
+		onStatus(s)
+	}
+	moved := s.PercentDone != prev.PercentDone || s.BytesDone != prev.BytesDone || s.FilesDone != prev.FilesDone ||
+		s.BytesRest != prev.BytesRest || s.FilesRest != prev.FilesRest
+	*prev = s
+	return moved
 }

@@ -64,6 +64,9 @@ type Client struct {
 	// Stall ends a backup or restore whose progress has not moved for this
 	// long: restic itself retries an unreachable server for 15 minutes.
 	Stall time.Duration
+	// Grace is how long restic gets to stop after an interrupt before it is
+	// killed (default 10s: it removes its repository lock on the way out).
+	Grace time.Duration
 	// Environ is the environment to start from; default os.Environ().
 	Environ []string
 	// Command builds the process; tests may wrap it. Default exec.CommandContext.
@@ -171,11 +174,15 @@ func (c *Client) runLines(ctx context.Context, op string, watched bool, args []s
 	cmd.Env = c.env()
 	cmd.Stdin = nil
 	cmd.Cancel = func() error { return interrupt(cmd.Process) }
-	cmd.WaitDelay = 10 * time.Second
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
+	cmd.WaitDelay = c.Grace
+	if cmd.WaitDelay <= 0 {
+		cmd.WaitDelay = 10 * time.Second
 	}
+	// restic's stdout goes through a pipe we close after Wait, so a child
+	// that ignores the interrupt and is killed after the grace period can
+	// never leave the reader hanging.
+	pr, pw := io.Pipe()
+	cmd.Stdout = pw
 	var errBuf tailBuffer
 	errBuf.prefix = "restic: "
 	errBuf.out = c.Stderr
@@ -201,41 +208,51 @@ func (c *Client) runLines(ctx context.Context, op string, watched bool, args []s
 					idle := time.Since(last)
 					mu.Unlock()
 					if idle > stall {
-						cancel(fmt.Errorf("%w for %s (network down?)", ErrStalled, stall.Round(time.Second)))
+						cancel(fmt.Errorf("%w for %s (network down?)", ErrStalled, stall.Round(time.Millisecond)))
 						return
 					}
 				}
 			}
 		}()
 	}
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	for sc.Scan() {
-		mt, raw, ok := ParseLine(sc.Bytes())
-		if !ok && onOther != nil && onOther(sc.Bytes()) {
-			continue
-		}
-		if !ok {
-			errBuf.Write(append(append([]byte(nil), sc.Bytes()...), '\n'))
-			continue
-		}
-		if mt == "exit_error" {
-			var e struct {
-				Message string `json:"message"`
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
+		for sc.Scan() {
+			mt, raw, ok := ParseLine(sc.Bytes())
+			if !ok && onOther != nil && onOther(sc.Bytes()) {
+				continue
 			}
-			_ = json.Unmarshal(raw, &e)
-			exitMsg = strings.TrimSpace(e.Message)
-			continue
+			if !ok {
+				errBuf.Write(append(append([]byte(nil), sc.Bytes()...), '\n'))
+				continue
+			}
+			if mt == "exit_error" {
+				var e struct {
+					Message string `json:"message"`
+				}
+				_ = json.Unmarshal(raw, &e)
+				mu.Lock()
+				exitMsg = strings.TrimSpace(e.Message)
+				mu.Unlock()
+				continue
+			}
+			if onLine != nil && onLine(mt, raw) {
+				mu.Lock()
+				last = time.Now()
+				mu.Unlock()
+			}
 		}
-		if onLine != nil && onLine(mt, raw) {
-			mu.Lock()
-			last = time.Now()
-			mu.Unlock()
-		}
-	}
-	_, _ = io.Copy(io.Discard, stdout)
-	err = cmd.Wait()
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	err := cmd.Wait()
+	pw.Close()
+	<-scanned
 	close(done)
+	mu.Lock()
+	defer mu.Unlock()
 	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 		return &Error{Op: op, ExitCode: -1, Message: cause.Error(), Kind: cause}
 	}

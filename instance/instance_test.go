@@ -1,0 +1,202 @@
+package instance
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/history"
+	"git.timemachine.center/timemachine/instance-sync/scope"
+)
+
+func TestConfigRoundTrip(t *testing.T) {
+	p := Paths{Pack: t.TempDir()}
+	if _, err := p.LoadConfig(); !errors.Is(err, ErrNotOptedIn) {
+		t.Fatalf("LoadConfig on a fresh folder = %v, want ErrNotOptedIn", err)
+	}
+	c := Config{URL: "https://cloud.example.org", InstanceID: "01JABCDEFGHJKMNPQRSTVWXYZ0", User: "123456789"}
+	if err := p.SaveConfig(c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Version = ConfigVersion
+	if got != c {
+		t.Fatalf("LoadConfig = %+v, want %+v", got, c)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tt := range []struct{ data, want string }{
+		{`{"version":1,"url":`, "unexpected EOF"},
+		{`{"version":2,"url":"https://x","instance_id":"01JABCDEFGHJKMNPQRSTVWXYZ0","user":"a"}`, "unknown version 2"},
+		{`{"version":1,"instance_id":"01JABCDEFGHJKMNPQRSTVWXYZ0","user":"a"}`, `"url" is missing`},
+		{`{"version":1,"url":"https://x","instance_id":"../../etc","user":"a"}`, "not a valid instance id"},
+		{`{"version":1,"url":"https://x","instance_id":"01JABCDEFGHJKMNPQRSTVWXYZ0","user":"a/b"}`, "not a valid user name"},
+		{`{"version":1,"url":"https://x","instance_id":"01JABCDEFGHJKMNPQRSTVWXYZ0","user":"a"} {}`, "unexpected data"},
+	} {
+		p := Paths{Pack: t.TempDir()}
+		os.MkdirAll(p.Dir(), 0o700)
+		os.WriteFile(p.Config(), []byte(tt.data), 0o644)
+		_, err := p.LoadConfig()
+		var fe *FileError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "sync.json") || !strings.Contains(err.Error(), "init --force") {
+			t.Errorf("LoadConfig(%s) = %v; want a FileError naming sync.json, %q and the fix", tt.data, err, tt.want)
+		}
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	p := Paths{Pack: t.TempDir()}
+	os.MkdirAll(p.Dir(), 0o700)
+	s, err := p.LoadState()
+	if err != nil || s.Manifest != nil || s.Last != "" {
+		t.Fatalf("missing state = %+v, %v; want empty", s, err)
+	}
+	id := strings.Repeat("ab", 32)
+	s = State{
+		Last:     id,
+		Known:    map[string]history.Snapshot{id: {ID: id, Kind: "push", Host: "h", Time: time.Unix(100, 0).UTC()}},
+		Manifest: scope.Manifest{"saves/W/level.dat": {Size: 3, MTime: 5, Mode: 0o644}},
+		LastSync: time.Unix(200, 0).UTC(),
+	}
+	if err := p.SaveState(s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.LoadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Version = StateVersion
+	a, _ := json.Marshal(s)
+	b, _ := json.Marshal(got)
+	if string(a) != string(b) {
+		t.Fatalf("state round trip:\n got %s\nwant %s", b, a)
+	}
+	// An empty manifest (synced an empty scope) is not "never synced".
+	s.Manifest = scope.Manifest{}
+	p.SaveState(s)
+	got, _ = p.LoadState()
+	if got.Manifest == nil {
+		t.Fatal("empty manifest read back as nil")
+	}
+	if runtime.GOOS != "windows" {
+		fi, _ := os.Stat(p.State())
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("state.json mode %o", fi.Mode().Perm())
+		}
+	}
+}
+
+func TestStateCorrupt(t *testing.T) {
+	p := Paths{Pack: t.TempDir()}
+	os.MkdirAll(p.Dir(), 0o700)
+	for _, data := range []string{`{"version":1,"manifest":`, `{"version":7}`, `[]`, `{"version":1,"known":{"aa":{"id":"bb"}}}`} {
+		os.WriteFile(p.State(), []byte(data), 0o600)
+		_, err := p.LoadState()
+		if err == nil || !strings.Contains(err.Error(), "state.json") || !strings.Contains(err.Error(), "delete it") {
+			t.Errorf("LoadState(%s) = %v", data, err)
+		}
+		if b, _ := os.ReadFile(p.State()); string(b) != data {
+			t.Errorf("LoadState changed the corrupt file")
+		}
+	}
+}
+
+func TestToken(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	if err := WriteToken(path, Token{User: "alice", Password: "pw:with:colons"}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ReadToken(path)
+	if err != nil || tok.User != "alice" || tok.Password != "pw:with:colons" {
+		t.Fatalf("ReadToken = %+v, %v", tok, err)
+	}
+	if strings.Contains(tok.String(), "pw") {
+		t.Fatalf("Token.String leaks the password: %s", tok)
+	}
+	if runtime.GOOS != "windows" {
+		fi, _ := os.Stat(path)
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("token mode %o, want 600", fi.Mode().Perm())
+		}
+		os.Chmod(path, 0o640)
+		if _, err := ReadToken(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+			t.Fatalf("group-readable token: %v", err)
+		}
+	}
+	for _, bad := range []string{"", "alice", ":pw", "alice:", "a/b:pw"} {
+		if _, err := ParseToken(bad); err == nil {
+			t.Errorf("ParseToken(%q) accepted", bad)
+		}
+	}
+}
+
+func TestLock(t *testing.T) {
+	p := Paths{Pack: t.TempDir()}
+	l, err := p.AcquireLock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AcquireLock(); !errors.Is(err, ErrLockHeld) {
+		t.Fatalf("second lock = %v, want ErrLockHeld", err)
+	}
+	l.Release()
+	l2, err := p.AcquireLock()
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	l2.Release()
+}
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(`{"version":1,"url":"https://x","instance_id":"01JABCDEFGHJKMNPQRSTVWXYZ0","user":"a"}`))
+	f.Add([]byte(`{"version":1,"url":`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data)
+		if err != nil {
+			return
+		}
+		// Whatever parses must be safe to use in a repository path.
+		if !ValidInstanceID(c.InstanceID) || strings.ContainsAny(c.User, "/:") || c.Version != ConfigVersion {
+			t.Fatalf("ParseConfig accepted %+v", c)
+		}
+	})
+}
+
+func FuzzParseState(f *testing.F) {
+	f.Add([]byte(`{"version":1,"last_snapshot":"ab","manifest":{"a":{"s":1,"m":2,"p":420}}}`))
+	f.Add([]byte(`{"version":1,"known":{"x":{"id":"x","bases":["y"]}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := ParseState(data)
+		if err != nil {
+			return
+		}
+		// What parses survives a round trip.
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ParseState(b); err != nil {
+			t.Fatalf("re-parse of %s: %v", b, err)
+		}
+	})
+}
+
+func FuzzParseToken(f *testing.F) {
+	f.Add("alice:pw")
+	f.Fuzz(func(t *testing.T, s string) {
+		tok, err := ParseToken(s)
+		if err == nil && (tok.User == "" || tok.Password == "" || strings.Contains(tok.User, ":")) {
+			t.Fatalf("ParseToken(%q) = %+v", s, tok)
+		}
+	})
+}

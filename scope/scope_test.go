@@ -1,0 +1,178 @@
+package scope
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestInScope(t *testing.T) {
+	s := New(Overrides{})
+	s.Packwiz = []string{"packwiz.json", "resourcepacks/Pack Managed.zip"}
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"saves/World/level.dat", true},
+		{"saves/World/region/r.0.0.mca", true},
+		{"options.txt", true},
+		{"servers.dat", true},
+		{"screenshots/2026-11-25.png", true},
+		{"XaeroWorldMap/World/map.zip", true},
+		{"resourcepacks/mine.zip", true},
+		{"resourcepacks/Pack Managed.zip", false}, // owned by packwiz
+		{"packwiz.json", false},
+		{"saves/World/session.lock", false},
+		{"saves/World/level.dat_old", false},
+		{"saves/World/data/raids.tmp", false},
+		{"saves/World/logs/x.txt", false}, // "logs/" matches at any depth
+		{"mods/sodium.jar", false},
+		{"config/sodium.json", false},
+		{"logs/latest.log", false},
+		{"crash-reports/c.txt", false},
+		{".cloud-sync/state.json", false},
+		{"options.txt.bak", false},
+		{"savesX/a", false},
+	}
+	for _, tt := range tests {
+		if got := s.InScope(tt.path); got != tt.want {
+			t.Errorf("InScope(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestMatchPattern(t *testing.T) {
+	tests := []struct {
+		pattern, path string
+		dir, want     bool
+	}{
+		{"*.tmp", "a/b/c.tmp", false, true},
+		{"*.tmp", "c.tmp", false, true},
+		{"**/session.lock", "saves/W/session.lock", false, true},
+		{"**/session.lock", "session.lock", false, true},
+		{"logs/", "logs", true, true},
+		{"logs/", "logs", false, false},
+		{"logs/", "saves/W/logs", true, true}, // a bare name matches at any depth, as in .gitignore
+		{"saves/Test/", "saves/Test", true, true},
+		{"saves/*/DIM-1/", "saves/W/DIM-1", true, true},
+		{"saves/**/poi/", "saves/W/DIM1/poi", true, true},
+		{"saves/Test/", "saves/Test2", true, false},
+		{"a/b", "a/b", false, true},
+		{"a/b", "x/a/b", false, false},
+	}
+	for _, tt := range tests {
+		if got := matchPattern(tt.pattern, tt.path, tt.dir); got != tt.want {
+			t.Errorf("matchPattern(%q, %q, dir=%v) = %v, want %v", tt.pattern, tt.path, tt.dir, got, tt.want)
+		}
+	}
+}
+
+func TestOverrides(t *testing.T) {
+	o, err := ParseOverrides([]byte(`{"include":["config/","!resourcepacks/"],"exclude":["saves/Creative/","!*.tmp","!**/session.lock"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(o)
+	checks := map[string]bool{
+		"config/sodium.json":          true,
+		"resourcepacks/mine.zip":      false,
+		"saves/Creative/level.dat":    false,
+		"saves/Survival/level.dat":    true,
+		"saves/Survival/x.tmp":        true,  // the default was removed
+		"saves/Survival/session.lock": false, // cannot be removed
+	}
+	for p, want := range checks {
+		if got := s.InScope(p); got != want {
+			t.Errorf("InScope(%q) = %v, want %v", p, got, want)
+		}
+	}
+	for _, bad := range []string{
+		`{"include":["/etc/"]}`, `{"include":["../x"]}`, `{"include":["C:\\x"]}`, `{"exclude":["a/../b"]}`,
+		`{"exlude":[]}`, `{"include":"saves/"}`, `{"include":[]} trailing`, `{"include":["[bad"]}`,
+	} {
+		if _, err := ParseOverrides([]byte(bad)); err == nil {
+			t.Errorf("ParseOverrides(%s) accepted", bad)
+		}
+	}
+}
+
+func TestWalkAndDiff(t *testing.T) {
+	dir := t.TempDir()
+	files := []string{
+		"saves/W/level.dat", "saves/W/session.lock", "saves/W/region/r.0.0.mca", "options.txt",
+		"logs/latest.log", "mods/a.jar", "saves/W/level.dat_old", ".cloud-sync/state.json",
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := New(Overrides{})
+	m, err := s.Walk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"options.txt", "saves/W/level.dat", "saves/W/region/r.0.0.mca"}
+	if got := m.Paths(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Walk = %v, want %v", got, want)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "options.txt"), []byte("changed, longer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "saves/W/region/r.0.0.mca"))
+	os.WriteFile(filepath.Join(dir, "saves/W/new.dat"), []byte("n"), 0o644)
+	m2, err := s.Walk(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Diff(m, m2)
+	if !reflect.DeepEqual(c.Added, []string{"saves/W/new.dat"}) || !reflect.DeepEqual(c.Modified, []string{"options.txt"}) ||
+		!reflect.DeepEqual(c.Removed, []string{"saves/W/region/r.0.0.mca"}) {
+		t.Fatalf("Diff = %+v", c)
+	}
+	if w := Worlds(c.All()); !reflect.DeepEqual(w, []string{"W"}) {
+		t.Fatalf("Worlds = %v", w)
+	}
+}
+
+func TestPackwizFiles(t *testing.T) {
+	dir := t.TempDir()
+	if got, err := PackwizFiles(dir); err != nil || got != nil {
+		t.Fatalf("no packwiz.json: %v %v", got, err)
+	}
+	os.WriteFile(filepath.Join(dir, "packwiz.json"), []byte(`{"hash":"x","cachedFiles":{"mods/a.jar":{},"resourcepacks/Faithful.zip":{"hashes":[]}}}`), 0o644)
+	got, err := PackwizFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(got, ","), "resourcepacks/Faithful.zip") || !strings.Contains(strings.Join(got, ","), "packwiz.json") {
+		t.Fatalf("PackwizFiles = %v", got)
+	}
+	os.WriteFile(filepath.Join(dir, "packwiz.json"), []byte(`{"cachedFiles":`), 0o644)
+	if _, err := PackwizFiles(dir); err == nil || !strings.Contains(err.Error(), "packwiz.json") {
+		t.Fatalf("corrupt packwiz.json: %v", err)
+	}
+}
+
+func FuzzParseOverrides(f *testing.F) {
+	f.Add([]byte(`{"include":["config/"],"exclude":["saves/Test/"]}`))
+	f.Add([]byte(`{"include":["!resourcepacks/"]}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o, err := ParseOverrides(data)
+		if err != nil {
+			return
+		}
+		s := New(o)
+		// Our own state is never in scope, whatever scope.json says.
+		if s.InScope(".cloud-sync/state.json") || s.InScope("saves/W/session.lock") {
+			t.Fatalf("scope.json %q put state or a session lock in scope", data)
+		}
+	})
+}
