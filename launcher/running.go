@@ -40,11 +40,17 @@ func ProcessRunning(ctx context.Context, l Launcher) (bool, error) {
 		}
 		return tasklistHas(out, names), nil
 	default:
-		out, err := exec.CommandContext(ctx, "ps", "-axo", "command=").Output()
+		// Program and arguments are read separately: macOS paths hold
+		// spaces ("Prism Launcher.app"), so one column could not be split.
+		comms, err := exec.CommandContext(ctx, "ps", "-axww", "-o", "pid=,comm=").Output()
 		if err != nil {
 			return false, err
 		}
-		return psHas(out, names), nil
+		args, err := exec.CommandContext(ctx, "ps", "-axww", "-o", "pid=,args=").Output()
+		if err != nil {
+			return false, err
+		}
+		return psHas(comms, args, names), nil
 	}
 }
 
@@ -111,18 +117,23 @@ func tasklistHas(out []byte, names []string) bool {
 	return false
 }
 
-// psHas reads `ps -axo command=`: a macOS app shows as
-// /Applications/Prism Launcher.app/Contents/MacOS/prismlauncher.
-func psHas(out []byte, names []string) bool {
-	for _, line := range strings.Split(string(out), "\n") {
-		l := strings.ToLower(strings.TrimSpace(line))
-		if l == "" || strings.Contains(l, "instance-sync") {
-			continue
-		}
-		for _, n := range names {
-			if strings.Contains(l, "/"+n) || strings.HasPrefix(l, n) || (strings.Contains(l, "java") && strings.Contains(l, n)) {
-				return true
+// psHas reads two `ps -o pid=,...=` listings, executables and command lines.
+func psHas(comms, args []byte, names []string) bool {
+	byPID := func(out []byte) map[string]string {
+		m := map[string]string{}
+		for _, line := range strings.Split(string(out), "\n") {
+			pid, rest, ok := strings.Cut(strings.TrimSpace(line), " ")
+			if ok {
+				m[pid] = strings.TrimSpace(rest)
 			}
+		}
+		return m
+	}
+	cmdlines := byPID(args)
+	for pid, comm := range byPID(comms) {
+		base := comm[strings.LastIndex(comm, "/")+1:]
+		if matchProcess(base, cmdlines[pid], names) {
+			return true
 		}
 	}
 	return false

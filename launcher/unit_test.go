@@ -210,9 +210,15 @@ func TestProcessMatching(t *testing.T) {
 	if !tasklistHas(tasklist, names) || tasklistHas(tasklist, processNames(MultiMC)) {
 		t.Error("tasklist parsing")
 	}
-	ps := []byte("/sbin/launchd\n/Applications/Prism Launcher.app/Contents/MacOS/prismlauncher\n")
-	if !psHas(ps, names) || psHas(ps, processNames(ATLauncher)) {
+	comms := []byte("    1 /sbin/launchd\n  420 /Applications/Prism Launcher.app/Contents/MacOS/prismlauncher\n  421 /usr/bin/less\n")
+	args := []byte("    1 /sbin/launchd\n  420 /Applications/Prism Launcher.app/Contents/MacOS/prismlauncher\n  421 less /Users/jane/Library/Application Support/ATLauncher/logs/atlauncher.log\n")
+	if !psHas(comms, args, names) || psHas(comms, args, processNames(ATLauncher)) {
 		t.Error("ps parsing")
+	}
+	javaComms := []byte("  77 /Library/Java/JavaVirtualMachines/temurin-17.jdk/Contents/Home/bin/java\n")
+	javaArgs := []byte("  77 /Library/Java/JavaVirtualMachines/temurin-17.jdk/Contents/Home/bin/java -jar /Applications/ATLauncher.app/Contents/Java/ATLauncher.jar\n")
+	if !psHas(javaComms, javaArgs, processNames(ATLauncher)) {
+		t.Error("ATLauncher on macOS not seen")
 	}
 }
 
@@ -304,5 +310,19 @@ func TestSymlinkedConfigStaysALink(t *testing.T) {
 	}
 	if got := readString(t, real); !strings.Contains(got, "PreLaunchCommand=") {
 		t.Errorf("the linked file was not changed:\n%s", got)
+	}
+}
+
+// The real detector runs on this machine without error; no launcher is
+// expected on a build machine.
+func TestProcessRunningHere(t *testing.T) {
+	for _, l := range []Launcher{Prism, MultiMC, ATLauncher} {
+		running, err := ProcessRunning(context.Background(), l)
+		if err != nil {
+			t.Skipf("no process list here: %v", err)
+		}
+		if running {
+			t.Logf("%s seems to be running on this machine", l)
+		}
 	}
 }
