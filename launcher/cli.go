@@ -101,7 +101,7 @@ func command(ctx context.Context, args []string, base Options, stdout, stderr io
 			fmt.Fprintf(stdout, "%s: instance-sync is not installed; nothing changed\n", res.File)
 			return 0
 		}
-		fmt.Fprintf(stdout, "%s: instance-sync removed; now %s\n", res.File, oneLine(res.State.Summary()))
+		fmt.Fprintf(stdout, "%s: instance-sync removed; the file is now: %s\n", res.File, oneLine(res.State.Summary()))
 		report(stdout, res)
 		return 0
 	}

@@ -211,7 +211,7 @@ func (o Options) overridingInstances(globalFile string) []string {
 			continue
 		}
 		if st, err := t.status(c); err == nil && !st.Installed {
-			notes = append(notes, fmt.Sprintf("instance %q sets its own custom commands, so the global ones do not run for it; run \"instance-sync hooks install --launcher=%s --instance=%s\" too", e.Name(), o.Launcher, dir))
+			notes = append(notes, fmt.Sprintf("instance %q sets its own custom commands, so the global ones do not run for it; also run: instance-sync hooks install --launcher=%s --instance=\"%s\"", e.Name(), o.Launcher, dir))
 		}
 	}
 	return notes

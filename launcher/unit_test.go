@@ -165,7 +165,7 @@ func TestFindsDataDirAndInstanceByName(t *testing.T) {
 	}
 	notes := strings.Join(res.Notes, "\n")
 	for _, want := range []string{
-		`instance "Jane's Pack" sets its own custom commands, so the global ones do not run for it; run "instance-sync hooks install --launcher=prism --instance=` + inst + `" too`,
+		`instance "Jane's Pack" sets its own custom commands, so the global ones do not run for it; also run: instance-sync hooks install --launcher=prism --instance="` + inst + `"`,
 		`flatpak override --user --filesystem=/home/jane/.local/bin:ro org.prismlauncher.PrismLauncher`,
 	} {
 		if !strings.Contains(notes, want) {
