@@ -26,6 +26,20 @@ func (t target) read(c config) ([3]slotState, error) {
 	return st, nil
 }
 
+// commandsActive reports whether the launcher runs this file's commands now.
+// An ATLauncher instance without its own switch follows the launcher-wide
+// one; when that cannot be read, the answer is the careful one, no.
+func (t target) commandsActive(c config) bool {
+	if r, ok := c.raw(t.flagKey); t.launcher == ATLauncher && t.instance && (!ok || r == "null") {
+		if t.global == nil {
+			return false
+		}
+		gc, _, _, err := t.global.load()
+		return err == nil && t.global.flagOn(gc)
+	}
+	return t.flagOn(c)
+}
+
 func (t target) flagOn(c config) bool {
 	if t.flagKey == "" {
 		return true
@@ -149,7 +163,7 @@ func (t target) install(c config, o Options) (string, error) {
 		return "", err
 	}
 	on := t.flagOn(c)
-	if !on && t.launcher != ATLauncher {
+	if !t.commandsActive(c) {
 		// Switching the commands on would also run whatever the player
 		// left there switched off; they should decide about it first.
 		for i := range st {

@@ -233,6 +233,7 @@ func TestInstallRefuses(t *testing.T) {
 		{"launcher running", Prism, "prism-global-fresh.cfg", false, ModeHooks, true, "Prism Launcher is running and rewrites"},
 		{"multimc running", MultiMC, "multimc-global.cfg", false, ModeHooks, true, "MultiMC is running"},
 		{"atlauncher running", ATLauncher, "atlauncher-instance.json", true, ModeHooks, true, "ATLauncher is running"},
+		{"atlauncher switched-off command", ATLauncher, "atlauncher-global-switched-off.json", false, ModeHooks, false, "pre-launch command that is switched off (enableCommands is not true): /home/jane/bin/old-script.sh"},
 		{"atlauncher wrap", ATLauncher, "atlauncher-instance.json", true, ModeWrap, false, "use --mode=hooks"},
 	}
 	for _, tc := range cases {
