@@ -70,7 +70,7 @@ func (t target) status(c config) (State, error) {
 	case pre.ours || post.ours || wrap.ours:
 		s.Partial = true
 	}
-	if (s.Installed || s.Partial) && !t.flagOn(c) {
+	if (s.Installed || s.Partial) && !t.commandsActive(c) {
 		s.Disabled = true
 	}
 	return s, nil
