@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/history"
@@ -79,6 +80,11 @@ func (o *Options) defaults() error {
 	if o.PackFolder == "" {
 		return errors.New("no pack folder: pass --pack-folder or run from the launcher (which sets $INST_MC_DIR)")
 	}
+	abs, err := filepath.Abs(o.PackFolder)
+	if err != nil {
+		return err
+	}
+	o.PackFolder = abs
 	if o.UI == nil {
 		o.UI = ui.NewPlain(os.Stderr)
 	}
@@ -161,12 +167,13 @@ func (s *session) close() { s.lock.Release() }
 
 // label is the instance's name for the player.
 func (s *session) label() string {
-	return Label(s.opt.Label, s.opt.Getenv, s.cfg.InstanceID)
+	return Label(s.opt.Label, s.opt.Getenv, s.cfg.Label, s.cfg.InstanceID)
 }
 
 // Label picks the instance label: the flag, then $INST_NAME, then $INST_ID,
-// then the first 8 characters of the instance id.
-func Label(flag string, getenv func(string) string, instanceID string) string {
+// then the label given at init, then the first 8 characters of the
+// instance id.
+func Label(flag string, getenv func(string) string, saved, instanceID string) string {
 	if flag != "" {
 		return flag
 	}
@@ -174,6 +181,9 @@ func Label(flag string, getenv func(string) string, instanceID string) string {
 		if v := getenv(k); v != "" {
 			return v
 		}
+	}
+	if saved != "" {
+		return saved
 	}
 	if len(instanceID) > 8 {
 		return instanceID[:8]

@@ -37,7 +37,7 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 	u := s.opt.UI
 	u.Event(ui.Event{Type: "start", Data: map[string]any{"op": "pull", "instance": s.cfg.InstanceID, "label": s.label()}})
 	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
-	if errors.Is(err, remote.ErrUnreachable) && !s.opt.OfflineFail {
+	if (errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrServer)) && !s.opt.OfflineFail {
 		u.Warn(fmt.Sprintf("%v; playing with the files on this computer, they sync next time", err))
 		return Result{Action: "offline", Message: err.Error()}, nil
 	}
@@ -95,6 +95,9 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 		var err error
 		choice, err = s.opt.UI.Conflict(ctx, c)
 		if errors.Is(err, ui.ErrHeadless) {
+			for _, line := range DescribeConflict(c) {
+				s.opt.UI.Info(line)
+			}
 			return Result{}, &ConflictError{Reason: plan.Reason, Heads: plan.Heads}
 		}
 		if err != nil && !errors.Is(err, ui.ErrCancelled) {
@@ -204,6 +207,12 @@ func (s *session) graph(ctx context.Context, l remote.Listing) (history.Graph, e
 	for id := range l.Snapshots {
 		if k, ok := s.state.Known[id]; ok {
 			g[id] = k
+		}
+	}
+	if s.state.PendingPush != "" {
+		s.adoptPending(g)
+		if err := s.save(); err != nil {
+			return nil, err
 		}
 	}
 	return g, nil
@@ -335,4 +344,20 @@ func appendUnique(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+// adoptPending finishes the bookkeeping of a push that was killed after
+// restic saved the snapshot: that snapshot becomes the last synced one, so
+// it is not mistaken for another computer's head. The manifest is left as
+// it was, so the files count as changed and the next push records them
+// again on top of it.
+func (s *session) adoptPending(g history.Graph) {
+	for id, sn := range g {
+		if sn.Kind == history.KindPush && sn.Attempt == s.state.PendingPush {
+			s.state.Last = id
+			s.state.Skipped = nil
+			s.state.PendingPush = ""
+			return
+		}
+	}
 }

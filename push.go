@@ -2,6 +2,8 @@ package instancesync
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,7 +57,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
-	if errors.Is(err, remote.ErrUnreachable) {
+	if errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrServer) {
 		return Result{}, fmt.Errorf("%w; your progress is safe on this computer and the next pull or push uploads it", err)
 	}
 	if err != nil {
@@ -64,6 +66,13 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	rc, err := s.resticClient(ctx)
 	if err != nil {
 		return Result{}, err
+	}
+	if s.state.PendingPush != "" && listing.Exists {
+		// The last push was killed: if restic saved its snapshot, that
+		// snapshot is ours and becomes this push's base.
+		if _, err := s.graph(ctx, listing); err != nil {
+			return Result{}, err
+		}
 	}
 	if !listing.Exists {
 		u.Info("creating the cloud repository for this instance")
@@ -114,7 +123,14 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, cur s
 	if err := atomicfile.Write(s.paths.ExcludeFrom(), []byte(resticExcludes(s.scope)), 0o600); err != nil {
 		return "", err
 	}
-	tags := history.Tags(kind, bases, s.label())
+	attempt := newAttempt()
+	if kind == history.KindPush {
+		s.state.PendingPush = attempt
+		if err := s.save(); err != nil {
+			return "", err
+		}
+	}
+	tags := history.Tags(kind, bases, s.label(), attempt)
 	u := s.opt.UI
 	u.ProgressStart("push")
 	var sum restic.BackupSummary
@@ -138,7 +154,10 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, cur s
 	}
 	s.state.Known[sum.SnapshotID] = history.Snapshot{
 		ID: sum.SnapshotID, Time: time.Now().UTC(), Host: s.opt.Hostname, Label: s.label(), Kind: kind,
-		Bases: bases, Files: sum.TotalFiles, Bytes: sum.TotalBytes,
+		Bases: bases, Files: sum.TotalFiles, Bytes: sum.TotalBytes, Attempt: attempt,
+	}
+	if kind == history.KindPush {
+		s.state.PendingPush = ""
 	}
 	return sum.SnapshotID, err
 }
@@ -198,3 +217,10 @@ func (s *session) withUnlock(ctx context.Context, f func() error) error {
 }
 
 func checkOpenWorlds(pack string) error { return worldlock.Check(pack) }
+
+// newAttempt is a random id for one push.
+func newAttempt() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

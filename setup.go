@@ -75,7 +75,7 @@ func Init(ctx context.Context, o InitOptions) (instance.Config, error) {
 			return instance.Config{}, err
 		}
 	}
-	cfg := instance.Config{Version: instance.ConfigVersion, URL: url, InstanceID: id, User: o.Token.User}
+	cfg := instance.Config{Version: instance.ConfigVersion, URL: url, InstanceID: id, User: o.Token.User, Label: o.Label}
 	if err := os.MkdirAll(p.Dir(), 0o700); err != nil {
 		return instance.Config{}, err
 	}

@@ -329,17 +329,27 @@ func cmdHistory(ctx context.Context, env Env, args []string) error {
 func cmdRestore(ctx context.Context, env Env, args []string) error {
 	var c common
 	fs := newFlags(env, "restore", &c)
+	// The snapshot may come before or after the flags.
+	var snapshot []string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		snapshot, args = args[:1], args[1:]
+	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(snapshot) == 0 {
+		snapshot = fs.Args()
+	} else if fs.NArg() > 0 {
+		return usagef("restore takes one SNAPSHOT, got %q too", fs.Arg(0))
+	}
+	if len(snapshot) != 1 {
 		return usagef("restore needs one SNAPSHOT id (see \"instance-sync history\")")
 	}
 	o, err := c.options(env)
 	if err != nil {
 		return err
 	}
-	_, err = instancesync.Restore(ctx, o, fs.Arg(0))
+	_, err = instancesync.Restore(ctx, o, snapshot[0])
 	if errors.Is(err, instance.ErrNotOptedIn) {
 		return fmt.Errorf("%s is not set up for sync; run \"instance-sync setup\"", o.PackFolder)
 	}

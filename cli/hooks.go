@@ -2,11 +2,11 @@ package cli
 
 import (
 	"context"
-	"fmt"
+
+	"git.timemachine.center/timemachine/instance-sync/launcher"
 )
 
-// cmdHooks wires instance-sync into a launcher.
-func cmdHooks(_ context.Context, env Env, _ []string) int {
-	fmt.Fprintln(env.Stderr, "instance-sync: hooks: not available in this build")
-	return ExitError
+// cmdHooks wires instance-sync into Prism Launcher, MultiMC or ATLauncher.
+func cmdHooks(ctx context.Context, env Env, args []string) int {
+	return launcher.Command(ctx, args, env.Exe, env.Stdout, env.Stderr)
 }

@@ -77,13 +77,13 @@ func TestDecide(t *testing.T) {
 }
 
 func TestTagsRoundTrip(t *testing.T) {
-	tags := Tags(KindPush, []string{"aaa", "bbb"}, "My Pack, modded")
-	want := []string{"isync:v1", "kind:push", "base:aaa", "base:bbb", "label:My Pack  modded"}
+	tags := Tags(KindPush, []string{"aaa", "bbb"}, "My Pack, modded", "n1")
+	want := []string{"isync:v1", "kind:push", "base:aaa", "base:bbb", "label:My Pack  modded", "attempt:n1"}
 	if !reflect.DeepEqual(tags, want) {
 		t.Fatalf("Tags = %q, want %q", tags, want)
 	}
 	s := FromTags(Snapshot{ID: "x"}, tags)
-	if s.Kind != KindPush || !reflect.DeepEqual(s.Bases, []string{"aaa", "bbb"}) || s.Label != "My Pack  modded" {
+	if s.Kind != KindPush || !reflect.DeepEqual(s.Bases, []string{"aaa", "bbb"}) || s.Label != "My Pack  modded" || s.Attempt != "n1" {
 		t.Fatalf("FromTags = %+v", s)
 	}
 	if s := FromTags(Snapshot{ID: "y"}, []string{"kind:push"}); s.Kind != "" {

@@ -11,13 +11,13 @@ import (
 
 // Tag prefixes and values written on every snapshot.
 const (
-	TagMarker   = "isync:v1"
-	KindPush    = "push"
-	KindSafety  = "safety"
-	tagKind     = "kind:"
-	tagBase     = "base:"
-	tagLabel    = "label:"
-	tagInstance = "instance:"
+	TagMarker  = "isync:v1"
+	KindPush   = "push"
+	KindSafety = "safety"
+	tagKind    = "kind:"
+	tagBase    = "base:"
+	tagLabel   = "label:"
+	tagAttempt = "attempt:"
 )
 
 // Snapshot is what the sync needs to know about one snapshot. It is cached
@@ -31,17 +31,25 @@ type Snapshot struct {
 	Bases []string  `json:"bases,omitempty"`
 	Files int64     `json:"files,omitempty"`
 	Bytes int64     `json:"bytes,omitempty"`
+	// Attempt is the random id of the push that wrote it, so a push killed
+	// after restic saved the snapshot but before state recorded it can
+	// find its snapshot again.
+	Attempt string `json:"attempt,omitempty"`
 }
 
-// Tags returns the restic tags for a snapshot of kind with the given bases
-// and label. restic splits tags at commas, so the label loses them.
-func Tags(kind string, bases []string, label string) []string {
+// Tags returns the restic tags for a snapshot of kind with the given bases,
+// label and attempt id. restic splits tags at commas, so the label loses
+// them.
+func Tags(kind string, bases []string, label, attempt string) []string {
 	tags := []string{TagMarker, tagKind + kind}
 	for _, b := range bases {
 		tags = append(tags, tagBase+b)
 	}
 	if label != "" {
 		tags = append(tags, tagLabel+strings.ReplaceAll(label, ",", " "))
+	}
+	if attempt != "" {
+		tags = append(tags, tagAttempt+attempt)
 	}
 	return tags
 }
@@ -60,6 +68,8 @@ func FromTags(s Snapshot, tags []string) Snapshot {
 			s.Bases = append(s.Bases, strings.TrimPrefix(t, tagBase))
 		case strings.HasPrefix(t, tagLabel):
 			s.Label = strings.TrimPrefix(t, tagLabel)
+		case strings.HasPrefix(t, tagAttempt):
+			s.Attempt = strings.TrimPrefix(t, tagAttempt)
 		}
 	}
 	if !ours {

@@ -62,6 +62,8 @@ type Config struct {
 	URL        string `json:"url"`
 	InstanceID string `json:"instance_id"`
 	User       string `json:"user"`
+	// Label is the name given at init (--instance-label); optional.
+	Label string `json:"label,omitempty"`
 }
 
 // ErrNotOptedIn means the pack folder has no sync.json: pull and push do

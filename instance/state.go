@@ -34,6 +34,9 @@ type State struct {
 	// Restoring marks a restore in progress: a run that finds it finishes
 	// that restore first.
 	Restoring string `json:"restoring,omitempty"`
+	// PendingPush is the attempt id of a push that started and has not been
+	// recorded; a snapshot carrying it is this machine's own.
+	PendingPush string `json:"pending_push,omitempty"`
 	// LastSync is when the last pull or push finished.
 	LastSync time.Time `json:"last_sync,omitempty"`
 }

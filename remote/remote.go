@@ -21,6 +21,8 @@ var (
 	ErrAuth = errors.New("wrong user or password")
 	// ErrUnreachable means the server did not answer in time.
 	ErrUnreachable = errors.New("server unreachable")
+	// ErrServer is a 5xx answer: the server is up but cannot serve us now.
+	ErrServer = errors.New("server error")
 	// ErrInsecure is plain http to a host that is not this machine.
 	ErrInsecure = errors.New("https is required")
 )
@@ -135,6 +137,8 @@ func (s Server) Check(ctx context.Context, instanceID string) error {
 		return fmt.Errorf("%w for %s", ErrAuth, s.base())
 	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound:
 		return nil
+	case resp.StatusCode >= 500:
+		return fmt.Errorf("%w: %s answered %s; try again later or ask the server's operator", ErrServer, s.base(), resp.Status)
 	default:
 		return fmt.Errorf("%s answered %s; try again later or ask the server's operator", s.base(), resp.Status)
 	}
@@ -161,6 +165,9 @@ func (s Server) ListSnapshots(ctx context.Context, instanceID string) (Listing, 
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return Listing{}, fmt.Errorf("%w for %s", ErrAuth, s.base())
 	default:
+		if resp.StatusCode >= 500 {
+			return Listing{}, fmt.Errorf("%w: %s answered %s listing snapshots; try again later", ErrServer, s.base(), resp.Status)
+		}
 		return Listing{}, fmt.Errorf("%s answered %s listing snapshots; try again later", s.base(), resp.Status)
 	}
 	var entries []struct {

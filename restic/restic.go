@@ -173,6 +173,7 @@ func (c *Client) runLines(ctx context.Context, op string, watched bool, args []s
 	cmd.Dir = c.Dir
 	cmd.Env = c.env()
 	cmd.Stdin = nil
+	dieWithParent(cmd)
 	cmd.Cancel = func() error { return interrupt(cmd.Process) }
 	cmd.WaitDelay = c.Grace
 	if cmd.WaitDelay <= 0 {

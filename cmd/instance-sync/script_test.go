@@ -74,6 +74,7 @@ func TestScripts(t *testing.T) {
 			"holdlock":   cmdHoldLock,
 			"snapcount":  cmdSnapCount,
 			"resticruns": cmdResticRuns,
+			"lockworld":  cmdLockWorld,
 		},
 	})
 }
@@ -148,4 +149,13 @@ func cmdResticRuns(ts *testscript.TestScript, neg bool, args []string) {
 	if n != want {
 		ts.Fatalf("restic ran %d times, want %d", n, want)
 	}
+}
+
+// lockworld FILE: hold a write lock on FILE (a world's session.lock) the
+// way a running Minecraft does, for the rest of the script.
+func cmdLockWorld(ts *testscript.TestScript, neg bool, args []string) {
+	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_RDWR|os.O_CREATE, 0o644)
+	ts.Check(err)
+	ts.Check(lockWorld(f))
+	ts.Defer(func() { f.Close() })
 }
