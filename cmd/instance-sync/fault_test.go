@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
+	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
+	"git.timemachine.center/timemachine/instance-sync/scope"
+)
+
+// TestKillAnywhere kills pull and push with SIGKILL at spread-out moments
+// of a transfer (launchers kill hooks without warning), then runs the same
+// command again. It must exit 0 without a false conflict, leave the scope
+// equal to the intended snapshot, and lose no file version: every version
+// that ever existed is in an instance or in the repository.
+//
+// ISYNC_FAULT_POINTS sets the number of kill points (default 6; 100 for a
+// long run).
+func TestKillAnywhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: kills real syncs")
+	}
+	if os.Getenv("GOOS") == "windows" || filepath.Separator != '/' {
+		t.Skip("SIGKILL")
+	}
+	realRestic := testenv.Restic(t)
+	points := 6
+	if v := os.Getenv("ISYNC_FAULT_POINTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("ISYNC_FAULT_POINTS=%q", v)
+		}
+		points = n
+	}
+	work := t.TempDir()
+	bin := filepath.Join(work, "instance-sync")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	srv, err := testserver.Start(filepath.Join(work, "server"), "", map[string]string{"alice": "alice-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	token := filepath.Join(work, "token")
+	os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600)
+	env := append(os.Environ(), "INSTANCE_SYNC_RESTIC="+realRestic, "HOME="+work, "XDG_CACHE_HOME="+filepath.Join(work, "cache"), "INST_MC_DIR=")
+
+	run := func(pack string, args ...string) (string, int) {
+		cmd := exec.Command(bin, append(args, "--pack-folder="+pack)...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	must := func(pack string, args ...string) string {
+		t.Helper()
+		out, code := run(pack, args...)
+		if code != 0 {
+			t.Fatalf("instance-sync %s in %s: exit %d\n%s", args[0], pack, code, out)
+		}
+		return out
+	}
+	// killAfter starts the command and SIGKILLs it after d (if still running).
+	killAfter := func(d time.Duration, pack string, args ...string) bool {
+		cmd := exec.Command(bin, append(args, "--pack-folder="+pack)...)
+		cmd.Env = env
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+			return false
+		case <-time.After(d):
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			return true
+		}
+	}
+
+	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")
+	rng := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]bool{} // content hashes of every file version written
+	writeFile := func(pack, rel string, size int) {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		p := filepath.Join(pack, filepath.FromSlash(rel))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		seen[hash(data)] = true
+	}
+	for i := range 24 {
+		writeFile(a, fmt.Sprintf("saves/World/region/r.%d.0.mca", i), 384<<10)
+	}
+	for i := range 40 {
+		writeFile(a, fmt.Sprintf("saves/World/playerdata/p%d.dat", i), 2<<10)
+	}
+	writeFile(a, "options.txt", 300)
+	os.MkdirAll(b, 0o755)
+
+	must(a, "init", "--url="+srv.URL, "--token-file="+token)
+	cfg, err := instance.Paths{Pack: a}.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(a, "push")
+	must(b, "init", "--url="+srv.URL, "--token-file="+token, "--join="+cfg.InstanceID)
+	must(b, "pull")
+	sameScope(t, a, b)
+
+	change := func(pack string, round int) {
+		for j := range 6 {
+			writeFile(pack, fmt.Sprintf("saves/World/region/r.%d.0.mca", (round*7+j)%24), 384<<10)
+		}
+		writeFile(pack, fmt.Sprintf("saves/World/playerdata/new%d.dat", round), 1<<10)
+		os.Remove(filepath.Join(pack, fmt.Sprintf("saves/World/playerdata/p%d.dat", round%40)))
+		os.Remove(filepath.Join(pack, fmt.Sprintf("saves/World/playerdata/new%d.dat", round-3)))
+	}
+	// One unkilled round measures how long the runs to be killed take.
+	change(a, 1000)
+	must(a, "push")
+	start := time.Now()
+	must(b, "pull")
+	tPull := time.Since(start)
+	change(b, 1001)
+	start = time.Now()
+	must(b, "push")
+	tPush := time.Since(start)
+	must(a, "pull")
+
+	killed := 0
+	for i := range points {
+		frac := (float64(i) + 0.5) / float64(points)
+		// Pull killed mid-restore: a pushed a new version.
+		change(a, 2*i)
+		must(a, "push")
+		if killAfter(time.Duration(frac*float64(tPull)), b, "pull") {
+			killed++
+		}
+		out := must(b, "pull")
+		if strings.Contains(out, "conflict") {
+			t.Fatalf("point %d: false conflict after a killed pull:\n%s", i, out)
+		}
+		sameScope(t, a, b)
+
+		// Push killed mid-backup: b made progress.
+		change(b, 2*i+1)
+		if killAfter(time.Duration(frac*float64(tPush)), b, "push") {
+			killed++
+		}
+		must(b, "push")
+		out = must(a, "pull")
+		if strings.Contains(out, "conflict") {
+			t.Fatalf("point %d: false conflict after a killed push:\n%s", i, out)
+		}
+		sameScope(t, a, b)
+	}
+	t.Logf("%d kill points, %d runs killed mid-flight (pull %s, push %s)", points, killed, tPull.Round(time.Millisecond), tPush.Round(time.Millisecond))
+
+	// Every version ever written is in an instance or in a snapshot.
+	have := map[string]bool{}
+	addTree(t, a, have)
+	addTree(t, b, have)
+	repo := filepath.Join(srv.DataDir, "alice", cfg.InstanceID)
+	entries, _ := os.ReadDir(filepath.Join(repo, "snapshots"))
+	for _, e := range entries {
+		target := filepath.Join(work, "check", e.Name())
+		cmd := exec.Command(realRestic, "-r", repo, "restore", e.Name(), "--target", target)
+		cmd.Env = append(os.Environ(), "RESTIC_PASSWORD=alice-pw", "RESTIC_CACHE_DIR="+filepath.Join(work, "cache"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("restic restore %s: %v\n%s", e.Name(), err, out)
+		}
+		addTree(t, target, have)
+		os.RemoveAll(target)
+	}
+	lost := 0
+	for h := range seen {
+		if !have[h] {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d file versions are neither in an instance nor in the repository", lost, len(seen))
+	}
+	t.Logf("all %d file versions accounted for in %d snapshots", len(seen), len(entries))
+}
+
+func hash(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func addTree(t *testing.T, root string, into map[string]bool) {
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		into[hash(data)] = true
+		return nil
+	})
+}
+
+// sameScope fails unless the synced files of a and b are identical.
+func sameScope(t *testing.T, a, b string) {
+	t.Helper()
+	sc := scope.New(scope.Overrides{})
+	ma, err := sc.Walk(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := sc.Walk(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, pb := ma.Paths(), mb.Paths()
+	sort.Strings(pa)
+	sort.Strings(pb)
+	if strings.Join(pa, "\n") != strings.Join(pb, "\n") {
+		t.Fatalf("file lists differ:\n%v\n%v", scope.Diff(ma, mb), pb)
+	}
+	for _, p := range pa {
+		da, _ := os.ReadFile(filepath.Join(a, p))
+		db, _ := os.ReadFile(filepath.Join(b, p))
+		if !bytes.Equal(da, db) {
+			t.Fatalf("%s differs", p)
+		}
+	}
+}
