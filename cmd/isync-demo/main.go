@@ -1,20 +1,25 @@
 // Command isync-demo shows instance-sync end to end with nothing to
-// install: a rest-server (append-only, private repos) in-process on
-// loopback, a demo account, a sample instance in a temp folder, then
+// install: cloud-svc (the upstream rest-server, append-only, private repos,
+// plus the admin API) in-process on loopback, a demo player provisioned
+// through the admin API, a sample instance in a temp folder, then
 // init → push → join from a second folder → pull, printing each step.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/cli"
-	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
+	"git.timemachine.center/timemachine/instance-sync/cloudsvc"
 )
 
 func main() { os.Exit(run()) }
@@ -30,13 +35,12 @@ func run() int {
 	if !keep {
 		defer os.RemoveAll(tmp)
 	}
-	srv, err := testserver.Start(filepath.Join(tmp, "server"), "", map[string]string{"demo": "demo-password"})
+	srvURL, token, stop, err := startCloud(filepath.Join(tmp, "cloud-svc"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 1
 	}
-	defer srv.Close()
-	fmt.Printf("rest-server (append-only, private repos) on %s, data in %s\n\n", srv.URL, srv.DataDir)
+	defer stop()
 
 	laptop := filepath.Join(tmp, "laptop", "minecraft")
 	desktop := filepath.Join(tmp, "desktop", "My Pack", "minecraft")
@@ -52,21 +56,32 @@ func run() int {
 		must(write(filepath.Join(laptop, p), c))
 	}
 	must(write(filepath.Join(desktop, "mods/sodium.jar"), "a mod: outside the sync scope"))
-	must(os.WriteFile(filepath.Join(tmp, "token"), []byte("demo:demo-password\n"), 0o600))
+	must(os.WriteFile(filepath.Join(tmp, "token"), []byte(token+"\n"), 0o600))
 
 	step := func(title string, args ...string) bool {
 		fmt.Printf("$ instance-sync %s\n", strings.Join(args, " "))
-		code := cli.Main(context.Background(), cli.Env{Args: args, Stdout: indent{os.Stdout}, Stderr: indent{os.Stderr}, Getenv: os.Getenv})
+		// Each folder plays one computer: its snapshots carry that name.
+		computer := "laptop"
+		if strings.Contains(strings.Join(args, " "), desktop) {
+			computer = "desktop"
+		}
+		getenv := func(k string) string {
+			if k == "INSTANCE_SYNC_HOSTNAME" {
+				return computer
+			}
+			return os.Getenv(k)
+		}
+		code := cli.Main(context.Background(), cli.Env{Args: args, Stdout: indent{os.Stdout}, Stderr: indent{os.Stderr}, Getenv: getenv})
 		fmt.Printf("  → exit %d (%s)\n\n", code, title)
 		return code == 0
 	}
 	tokenFile := "--token-file=" + filepath.Join(tmp, "token")
-	if !step("laptop opts in", "init", "--url="+srv.URL, tokenFile, "--pack-folder="+laptop) {
+	if !step("laptop opts in", "init", "--url="+srvURL, tokenFile, "--pack-folder="+laptop) {
 		return 1
 	}
 	id := instanceID(laptop)
 	if !step("laptop uploads its worlds", "push", "--pack-folder="+laptop) ||
-		!step("desktop joins the same instance", "init", "--url="+srv.URL, tokenFile, "--join="+id, "--pack-folder="+desktop) ||
+		!step("desktop joins the same instance", "init", "--url="+srvURL, tokenFile, "--join="+id, "--pack-folder="+desktop) ||
 		!step("desktop gets the laptop's worlds", "pull", "--pack-folder="+desktop) {
 		return 1
 	}
@@ -121,4 +136,75 @@ func (i indent) Write(p []byte) (int, error) {
 	s := strings.ReplaceAll(strings.TrimRight(string(p), "\n"), "\n", "\n  ")
 	_, err := fmt.Fprintf(i.w, "  %s\n", s)
 	return len(p), err
+}
+
+// startCloud runs cloud-svc on two free loopback ports and provisions the
+// player "demo" through its admin API, as a Discord bot would.
+func startCloud(data string) (url, token string, stop func(), err error) {
+	public, admin := freePort(), freePort()
+	if public == "" || admin == "" {
+		return "", "", nil, fmt.Errorf("no free loopback port")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var logs strings.Builder
+	go func() {
+		done <- cloudsvc.MainContext(ctx, []string{"--data", data, "--listen", public, "--admin-listen", admin,
+			"--retention-interval", "0"}, io.Discard, &logs)
+	}()
+	stop = func() { cancel(); <-done }
+	url = "http://" + public
+	adminURL := "http://" + admin
+	tokenFile := filepath.Join(data, "admin.token")
+	for i := 0; ; i++ {
+		resp, herr := http.Get(url + "/healthz")
+		if herr == nil {
+			resp.Body.Close()
+			if _, ferr := os.Stat(tokenFile); ferr == nil {
+				break
+			}
+		}
+		select {
+		case code := <-done:
+			return "", "", nil, fmt.Errorf("cloud-svc exited with %d: %s", code, logs.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if i > 100 {
+			stop()
+			return "", "", nil, fmt.Errorf("cloud-svc did not start: %s", logs.String())
+		}
+	}
+	fmt.Printf("cloud-svc: public port %s (restic REST, append-only, private repos), admin API %s\n", url, adminURL)
+	adminToken, err := os.ReadFile(tokenFile)
+	if err != nil {
+		stop()
+		return "", "", nil, err
+	}
+	req, _ := http.NewRequest(http.MethodPost, adminURL+"/accounts", strings.NewReader(`{"user":"demo"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(adminToken)))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		stop()
+		return "", "", nil, err
+	}
+	defer resp.Body.Close()
+	var created struct {
+		User, Token, URL string
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&created); err != nil || created.Token == "" {
+		stop()
+		return "", "", nil, fmt.Errorf("provisioning the demo player: %s %v", resp.Status, err)
+	}
+	fmt.Printf("$ curl -H 'Authorization: Bearer …' -d '{\"user\":\"demo\"}' %s/accounts\n  → player %q provisioned (token shown once, kept in a 0600 file)\n\n", adminURL, created.User)
+	return url, created.Token, stop, nil
+}
+
+func freePort() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return ""
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
