@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CGO_ENABLED := 0
 BIN := $(CURDIR)/.bin
 
-.PHONY: demo test tools lint release bench
+.PHONY: demo test tools lint release bench build
 
 # Runs the whole sync on an embedded server: no external service needed.
 demo: $(BIN)/restic
@@ -34,3 +34,8 @@ release:
 
 bench: tools
 	INSTANCE_SYNC_TEST_RESTIC=$(BIN)/restic go run ./cmd/isync-bench
+
+# This platform's binaries, into the current folder.
+build:
+	go build -trimpath -o instance-sync ./cmd/instance-sync
+	go build -trimpath -o cloud-svc ./cmd/cloud-svc
