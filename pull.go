@@ -90,8 +90,8 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 	case "local":
 		choice = ui.ChoiceLocal
 	default:
-		c := s.describeConflict(plan, cur)
-		s.opt.UI.Event(ui.Event{Type: "conflict", Data: map[string]any{"reason": plan.Reason, "heads": headIDs(plan.Heads)}})
+		c := s.describeConflict(ctx, plan, cur)
+		s.opt.UI.Event(ui.Event{Type: "conflict", Data: map[string]any{"reason": plan.Reason, "heads": headIDs(plan.Heads), "instance": c.Instance, "local": c.Local, "cloud": c.Cloud}})
 		var err error
 		choice, err = s.opt.UI.Conflict(ctx, c)
 		if errors.Is(err, ui.ErrHeadless) {
@@ -138,7 +138,7 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 	return Result{}, ErrCancelled
 }
 
-func (s *session) describeConflict(plan history.Plan, cur scope.Manifest) ui.Conflict {
+func (s *session) describeConflict(ctx context.Context, plan history.Plan, cur scope.Manifest) ui.Conflict {
 	ch := scope.Diff(s.state.Manifest, cur)
 	var size int64
 	for _, p := range append(ch.Added, ch.Modified...) {
@@ -148,7 +148,21 @@ func (s *session) describeConflict(plan history.Plan, cur scope.Manifest) ui.Con
 		Files: len(ch.All()), Worlds: scope.Worlds(ch.All())}
 	c := ui.Conflict{Instance: s.label(), Local: local}
 	for _, h := range plan.Heads {
-		c.Cloud = append(c.Cloud, ui.Side{SnapshotID: h.ID, Host: h.Host, Label: h.Label, Time: h.Time, Size: h.Bytes, Files: int(h.Files)})
+		side := ui.Side{SnapshotID: h.ID, Host: h.Host, Label: h.Label, Time: h.Time, Size: h.Bytes, Files: int(h.Files)}
+		// What the cloud changed since this computer's last sync: one
+		// restic diff per head, made only when there is a conflict.
+		if rc, err := s.resticClient(ctx); err == nil && s.state.Last != "" {
+			if d, err := rc.Diff(ctx, s.state.Last, h.ID); err == nil {
+				var paths []string
+				for _, c := range d.Changes {
+					if s.scope.InScope(c.Path) {
+						paths = append(paths, c.Path)
+					}
+				}
+				side.Files, side.Size, side.Worlds = len(paths), d.AddedBytes, scope.Worlds(paths)
+			}
+		}
+		c.Cloud = append(c.Cloud, side)
 	}
 	return c
 }

@@ -151,3 +151,41 @@ func statusMoved(raw []byte, prev *Status, onStatus func(Status)) bool {
 	*prev = s
 	return moved
 }
+
+// Change is one path that differs between two snapshots.
+type Change struct {
+	Path     string // slash-separated, relative (no leading slash)
+	Modifier string // + added, - removed, M modified, T type changed
+}
+
+// DiffResult is restic's comparison of two snapshots.
+type DiffResult struct {
+	Changes    []Change
+	AddedBytes int64
+}
+
+// Diff compares snapshots from and to.
+func (c *Client) Diff(ctx context.Context, from, to string) (DiffResult, error) {
+	var d DiffResult
+	err := c.run(ctx, "diff", false, []string{"diff", "--no-lock", from, to}, func(mt string, raw []byte) bool {
+		switch mt {
+		case "change":
+			var ch Change
+			if json.Unmarshal(raw, &ch) == nil && !strings.HasSuffix(ch.Path, "/") {
+				ch.Path = strings.TrimPrefix(ch.Path, "/")
+				d.Changes = append(d.Changes, ch)
+			}
+		case "statistics":
+			var st struct {
+				Added struct {
+					Bytes int64 `json:"bytes"`
+				} `json:"added"`
+			}
+			if json.Unmarshal(raw, &st) == nil {
+				d.AddedBytes = st.Added.Bytes
+			}
+		}
+		return false
+	})
+	return d, err
+}
