@@ -155,11 +155,13 @@ func report(env Env, err error) int {
 
 // common holds the flags most commands share.
 type common struct {
+	cmd                                  string // the command, for choosing the UI
 	pack, tokenFile, resticBinary, label string
 	noDownload, noGUI, json, insecure    bool
 }
 
 func newFlags(env Env, name string, c *common) *flag.FlagSet {
+	c.cmd = name
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.StringVar(&c.pack, "pack-folder", "", "the instance's game folder (default $INST_MC_DIR, then the current folder)")
@@ -197,11 +199,7 @@ func (c *common) options(env Env) (instancesync.Options, error) {
 		}
 		pack = wd
 	}
-	human := env.Stdout
-	var u ui.UI = ui.NewPlain(human)
-	if c.json {
-		u = ui.NewJSON(env.Stdout, ui.NewPlain(env.Stderr))
-	}
+	u, _ := c.newUI(env)
 	return instancesync.Options{
 		PackFolder:   pack,
 		TokenFile:    c.tokenFile,
@@ -217,10 +215,15 @@ func (c *common) options(env Env) (instancesync.Options, error) {
 	}, nil
 }
 
-// fail reports err through the UI too (JSON error event), then returns it.
+// fail reports err through the UI too (a JSON error event; a dialog when
+// the dialog UI runs a hook), then returns it.
 func fail(o instancesync.Options, err error) error {
 	if err != nil && o.UI != nil {
-		o.UI.Event(ui.Event{Type: "error", Data: map[string]any{"message": err.Error(), "exit_code": ExitCode(err)}})
+		data := map[string]any{"message": err.Error(), "exit_code": ExitCode(err)}
+		if cancelled(err) {
+			data["cancelled"] = true
+		}
+		o.UI.Event(ui.Event{Type: "error", Data: data})
 	}
 	return err
 }

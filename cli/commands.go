@@ -49,6 +49,8 @@ func cmdPull(ctx context.Context, env Env, args []string) error {
 			return exitCodeError{code: code, msg: fmt.Sprintf("%s exited with status %d; not pulling", rest[0], code)}
 		}
 	}
+	ctx, stop := uiContext(ctx, o.UI)
+	defer stop()
 	_, err = instancesync.Pull(ctx, o)
 	return fail(o, err)
 }
@@ -66,6 +68,8 @@ func cmdPush(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	ctx, stop := uiContext(ctx, o.UI)
+	defer stop()
 	_, err = instancesync.Push(ctx, o)
 	return fail(o, err)
 }
@@ -88,14 +92,18 @@ func cmdWrap(ctx context.Context, env Env, args []string) (int, error) {
 		return 0, err
 	}
 	o.OfflineFail = *offline == "fail"
-	if _, err := instancesync.Pull(ctx, o); err != nil {
+	pullCtx, stop := uiContext(ctx, o.UI)
+	defer stop()
+	if _, err := instancesync.Pull(pullCtx, o); err != nil {
 		return 0, fail(o, err)
 	}
 	code := runChild(ctx, env, rest, o.PackFolder)
 	if code != 0 {
 		fmt.Fprintf(env.Stderr, "instance-sync: %s exited with status %d; pushing anyway\n", rest[0], code)
 	}
-	_, perr := instancesync.Push(context.WithoutCancel(ctx), o)
+	pushCtx, stopPush := uiContext(context.WithoutCancel(ctx), o.UI)
+	defer stopPush()
+	_, perr := instancesync.Push(pushCtx, o)
 	if perr != nil {
 		perrCode := report(env, fail(o, perr))
 		if code == 0 {

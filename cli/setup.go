@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,8 +23,8 @@ import (
 // DefaultURL is the Timemachine Network's server, prefilled in setup.
 const DefaultURL = "https://cloud.tm.center"
 
-// cmdSetup opts an instance in interactively: the UI's login (a dialog)
-// when there is one, else prompts on a terminal. Hooks never get here, so
+// cmdSetup opts an instance in interactively: the login dialog when there
+// is a display, else prompts on a terminal. Hooks never get here, so
 // reading stdin is fine, but only when it is a terminal.
 func cmdSetup(ctx context.Context, env Env, args []string) error {
 	var c common
@@ -39,71 +38,91 @@ func cmdSetup(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if env.IsTerminal == nil || !env.IsTerminal() {
-		return errors.New("setup needs a terminal (or, later, a display); from scripts use \"instance-sync init --url=URL --token-file=FILE\"")
+	u, err := setupUI(env, &c, o.UI)
+	if err != nil {
+		return err
 	}
-	in := bufio.NewReader(env.Stdin)
+	o.UI = u
 	p := instance.Paths{Pack: o.PackFolder}
 	if _, err := os.Stat(p.Config()); err == nil && !*force {
-		return fmt.Errorf("%s is already set up; \"instance-sync status\" shows it, --force replaces it", o.PackFolder)
+		return fail(o, fmt.Errorf("%s is already set up; \"instance-sync status\" shows it, --force replaces it", o.PackFolder))
 	}
 	def := *urlFlag
 	if def == "" {
 		def = DefaultURL
 	}
-	fmt.Fprintf(env.Stdout, "Setting up sync for %s\n", o.PackFolder)
-	for {
-		server := prompt(env, in, fmt.Sprintf("Server URL [%s]: ", def))
-		if server == "" {
-			server = def
-		}
-		if _, err := remote.CheckURL(server, o.InsecureHTTP); err != nil {
-			fmt.Fprintf(env.Stdout, "%v\n", err)
-			continue
-		}
-		user := prompt(env, in, "User: ")
-		fmt.Fprint(env.Stdout, "Password: ")
-		pw, err := readPassword(env, in)
-		fmt.Fprintln(env.Stdout)
-		if err != nil {
-			return err
-		}
-		tok := instance.Token{User: user, Password: pw}
-		srv := remote.Server{URL: strings.TrimRight(server, "/"), User: user, Password: pw}
-		if err := srv.Check(ctx, "00000000000000000000000000"); err != nil {
-			fmt.Fprintf(env.Stdout, "%v; try again\n", err)
-			if errors.Is(err, remote.ErrAuth) {
-				continue
+	u.Info("setting up sync for " + o.PackFolder)
+	creds, err := u.Login(ctx, ui.Login{
+		URL: def,
+		Check: func(ctx context.Context, server, user, pw string) error {
+			return checkLogin(ctx, server, user, pw, o.InsecureHTTP)
+		},
+		Instances: func(ctx context.Context, cr ui.Credentials) ([]ui.Instance, bool) {
+			list, ok := ListInstances(ctx, remote.Server{URL: strings.TrimRight(cr.URL, "/"), User: cr.User, Password: cr.Password})
+			out := make([]ui.Instance, len(list))
+			for i, l := range list {
+				out[i] = ui.Instance{ID: l.ID, Label: l.Label, Host: l.Host, LastPush: l.LastPush, Size: l.Size}
 			}
-			return err
-		}
-		join := pickInstance(ctx, env, in, srv)
-		cfg, err := instancesync.Init(ctx, instancesync.InitOptions{Options: o, URL: server, Token: tok, Join: join, Force: *force})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stdout, "done: instance %s is synced (pull before the game starts, push after it exits)\n", cfg.InstanceID)
-		return nil
+			return out, ok
+		},
+	})
+	if err != nil {
+		return err
 	}
+	tok := instance.Token{User: creds.User, Password: creds.Password}
+	cfg, err := instancesync.Init(ctx, instancesync.InitOptions{Options: o, URL: creds.URL, Token: tok, Join: creds.Join, Force: *force})
+	if err != nil {
+		return fail(o, err)
+	}
+	msg := fmt.Sprintf("done: instance %s is synced (pull before the game starts, push after it exits)", cfg.InstanceID)
+	if d, ok := u.(*ui.Dialogs); ok {
+		d.Notify(msg)
+	} else {
+		u.Info(msg)
+	}
+	return nil
 }
 
-func prompt(env Env, in *bufio.Reader, q string) string {
-	fmt.Fprint(env.Stdout, q)
-	line, _ := in.ReadString('\n')
-	return strings.TrimSpace(line)
-}
-
-func readPassword(env Env, in *bufio.Reader) (string, error) {
+// setupUI is the UI that can log the player in: the dialogs when chosen,
+// else a terminal reading stdin, but only when stdin is a terminal.
+func setupUI(env Env, c *common, chosen ui.UI) (ui.UI, error) {
+	if _, ok := chosen.(*ui.Dialogs); ok {
+		return chosen, nil
+	}
+	if env.IsTerminal == nil || !env.IsTerminal() {
+		return nil, errors.New("setup needs a display or a terminal; from scripts use \"instance-sync init --url=URL --token-file=FILE\"")
+	}
+	t := ui.NewTerminal(env.Stdout, ui.Choose(c.uiFacts(env)).Color)
+	t.In = env.Stdin
 	if f, ok := env.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		b, err := term.ReadPassword(int(f.Fd()))
-		return string(b), err
+		t.ReadPassword = func() (string, error) {
+			b, err := term.ReadPassword(int(f.Fd()))
+			return string(b), err
+		}
 	}
-	line, err := in.ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", err
-	}
-	return strings.TrimSpace(line), nil
+	return t, nil
 }
+
+// checkLogin validates a server URL and credentials before anything is
+// written; a refused password wraps ui.ErrBadCredentials so the UI asks
+// for it again.
+func checkLogin(ctx context.Context, server, user, pw string, insecure bool) error {
+	if _, err := remote.CheckURL(server, insecure); err != nil {
+		return err
+	}
+	srv := remote.Server{URL: strings.TrimRight(server, "/"), User: user, Password: pw}
+	err := srv.Check(ctx, "00000000000000000000000000")
+	if errors.Is(err, remote.ErrAuth) {
+		return badLogin{err}
+	}
+	return err
+}
+
+type badLogin struct{ err error }
+
+func (b badLogin) Error() string        { return b.err.Error() }
+func (b badLogin) Unwrap() error        { return b.err }
+func (b badLogin) Is(target error) bool { return target == ui.ErrBadCredentials }
 
 // Listed is one of the player's instances as a cloud-svc server lists it.
 type Listed struct {
@@ -137,28 +156,4 @@ func ListInstances(ctx context.Context, srv remote.Server) (list []Listed, ok bo
 		return nil, false
 	}
 	return list, true
-}
-
-// pickInstance offers the player's instances, or asks for an id. It
-// returns "" for a new instance.
-func pickInstance(ctx context.Context, env Env, in *bufio.Reader, srv remote.Server) string {
-	list, ok := ListInstances(ctx, srv)
-	if ok && len(list) > 0 {
-		fmt.Fprintln(env.Stdout, "Your instances in the cloud:")
-		for i, l := range list {
-			fmt.Fprintf(env.Stdout, "  %d) %s  (%s, last played on %s %s, %s)\n", i+1, l.Label, l.ID, l.Host, l.LastPush.Local().Format(time.DateTime), ui.HumanBytes(l.Size))
-		}
-		for {
-			ans := prompt(env, in, "Join which one? number, or Enter for a new instance: ")
-			if ans == "" {
-				return ""
-			}
-			var n int
-			if _, err := fmt.Sscanf(ans, "%d", &n); err == nil && n >= 1 && n <= len(list) {
-				return list[n-1].ID
-			}
-			fmt.Fprintln(env.Stdout, "please answer with one of the numbers")
-		}
-	}
-	return prompt(env, in, "Instance id to join (from \"instance-sync status\" on your other computer), or Enter for a new instance: ")
 }

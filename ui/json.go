@@ -9,7 +9,10 @@ import (
 )
 
 // JSON writes one event object per line to w (stdout under --json) and
-// human text to Human (stderr). Field names are stable; see the README.
+// human text to Human (stderr). Every object has "type" and "time" (RFC
+// 3339, UTC); the other field names are stable and listed in
+// README-section.md. Questions (conflict, login) go to Human, so a program
+// that wants no dialogs passes --no-gui and gets exit code 3 to act on.
 type JSON struct {
 	mu    sync.Mutex
 	w     io.Writer
@@ -43,7 +46,13 @@ func (j *JSON) Error(msg string) {
 	j.Human.Error(msg)
 	j.emit("error", map[string]any{"message": msg})
 }
-func (j *JSON) Event(e Event) { j.emit(e.Type, e.Data) }
+
+// Event writes e and hands it to Human too: the dialog UI shows "error"
+// events.
+func (j *JSON) Event(e Event) {
+	j.emit(e.Type, e.Data)
+	j.Human.Event(e)
+}
 
 func (j *JSON) Conflict(ctx context.Context, c Conflict) (Choice, error) {
 	return j.Human.Conflict(ctx, c)

@@ -39,14 +39,15 @@ func (c Choice) String() string {
 }
 
 // Side describes one version of the instance in a conflict.
+// The JSON names are part of the --json "conflict" event and stable.
 type Side struct {
-	SnapshotID string    // empty for the local side
-	Host       string    // where it was last played
-	Label      string    // instance label recorded with it
-	Time       time.Time // when it was last played or pushed
-	Size       int64     // bytes of the files that differ
-	Files      int       // number of files that differ
-	Worlds     []string  // worlds (saves/<name>) that differ
+	SnapshotID string    `json:"snapshot,omitempty"` // empty for the local side
+	Host       string    `json:"host"`               // where it was last played
+	Label      string    `json:"label,omitempty"`    // instance label recorded with it
+	Time       time.Time `json:"time"`               // when it was last played or pushed
+	Size       int64     `json:"bytes"`              // bytes of the files that differ
+	Files      int       `json:"files"`              // number of files that differ
+	Worlds     []string  `json:"worlds,omitempty"`   // worlds (saves/<name>) that differ
 }
 
 // Conflict is what the player needs to choose between local and cloud.
@@ -56,6 +57,10 @@ type Conflict struct {
 	Cloud    []Side // one per head, newest first
 }
 
+// ErrBadCredentials is what Login.Check wraps when the server refused the
+// user or password: the UI asks for them again rather than for the URL.
+var ErrBadCredentials = errors.New("wrong user or password")
+
 // Login asks for the server account during setup.
 type Login struct {
 	URL  string
@@ -63,11 +68,27 @@ type Login struct {
 	// Check validates the credentials against the server before the dialog
 	// closes. It returns a message to show when they are wrong.
 	Check func(ctx context.Context, url, user, password string) error
+	// Instances lists the player's instances on the server once the
+	// credentials are good, for the picker; ok is false when the server
+	// does not list them (a plain rest-server), and the UI asks for an id.
+	// Nil skips the picker.
+	Instances func(ctx context.Context, c Credentials) (list []Instance, ok bool)
 }
 
 // Credentials are the answer to a Login.
 type Credentials struct {
 	URL, User, Password string
+	// Join is the instance to continue, "" for a new instance.
+	Join string
+}
+
+// Instance is one of the player's instances as the server lists it.
+type Instance struct {
+	ID       string
+	Label    string
+	Host     string
+	LastPush time.Time
+	Size     int64
 }
 
 // Progress of a long operation.

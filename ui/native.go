@@ -1,0 +1,109 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+
+	"github.com/ncruces/zenity"
+)
+
+// NativeToolkit shows real dialogs through github.com/ncruces/zenity:
+// Win32 on Windows, osascript on macOS, zenity or qarma on Linux. No cgo.
+func NativeToolkit() Toolkit { return native{} }
+
+type native struct{}
+
+func (native) opts(ctx context.Context, title string, more ...zenity.Option) []zenity.Option {
+	o := []zenity.Option{zenity.Title(title), zenity.Context(ctx)}
+	return append(o, more...)
+}
+
+// answer maps zenity's cancel to ours; everything else is a real failure
+// (the helper crashed, no display after all).
+func answer(err error) error {
+	if errors.Is(err, zenity.ErrCanceled) {
+		return ErrCancelled
+	}
+	return err
+}
+
+func (n native) Question(ctx context.Context, title, text, ok, extra, cancel string) (Button, error) {
+	more := []zenity.Option{zenity.OKLabel(ok), zenity.CancelLabel(cancel), zenity.QuestionIcon, zenity.NoWrap()}
+	if extra != "" {
+		more = append(more, zenity.ExtraButton(extra))
+	}
+	err := zenity.Question(text, n.opts(ctx, title, more...)...)
+	switch {
+	case err == nil:
+		return ButtonOK, nil
+	case errors.Is(err, zenity.ErrExtraButton):
+		return ButtonExtra, nil
+	}
+	return ButtonCancel, answer(err)
+}
+
+func (n native) Entry(ctx context.Context, title, text, value string) (string, error) {
+	s, err := zenity.Entry(text, n.opts(ctx, title, zenity.EntryText(value), zenity.Width(460))...)
+	return s, answer(err)
+}
+
+func (n native) Password(ctx context.Context, title string) (string, string, error) {
+	u, p, err := zenity.Password(n.opts(ctx, title, zenity.Username())...)
+	return u, p, answer(err)
+}
+
+func (n native) List(ctx context.Context, title, text string, items []string) (int, error) {
+	s, err := zenity.List(text, items, n.opts(ctx, title, zenity.Width(560), zenity.Height(320), zenity.DisallowEmpty())...)
+	if err != nil {
+		return -1, answer(err)
+	}
+	for i, it := range items {
+		if it == s {
+			return i, nil
+		}
+	}
+	return -1, ErrCancelled
+}
+
+func (n native) Message(ctx context.Context, kind MessageKind, title, text string) error {
+	var f func(string, ...zenity.Option) error
+	var icon zenity.DialogIcon
+	switch kind {
+	case MessageError:
+		f, icon = zenity.Error, zenity.ErrorIcon
+	case MessageWarning:
+		f, icon = zenity.Warning, zenity.WarningIcon
+	default:
+		f, icon = zenity.Info, zenity.InfoIcon
+	}
+	return answer(f(text, n.opts(ctx, title, icon, zenity.Width(460))...))
+}
+
+func (n native) Progress(ctx context.Context, title string) (ProgressWindow, error) {
+	dlg, err := zenity.Progress(n.opts(ctx, title, zenity.MaxValue(1000), zenity.Width(460), zenity.CancelLabel("Cancel"))...)
+	if err != nil {
+		return nil, err
+	}
+	return nativeProgress{dlg}, nil
+}
+
+type nativeProgress struct{ d zenity.ProgressDialog }
+
+func (p nativeProgress) Update(percent float64, lines []string) error {
+	// zenity's progress text is one line of its stdin protocol, where it
+	// turns the two characters \n into a line break; the Windows and
+	// macOS dialogs take the text as it is.
+	sep := "\n"
+	if runtime.GOOS != "windows" && runtime.GOOS != "darwin" {
+		sep = `\n`
+	}
+	if err := p.d.Text(strings.Join(lines, sep)); err != nil {
+		return err
+	}
+	return p.d.Value(int(min(max(percent, 0), 100) * 10))
+}
+
+func (p nativeProgress) Close() error          { return p.d.Close() }
+func (p nativeProgress) Done() <-chan struct{} { return p.d.Done() }
