@@ -52,6 +52,18 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if r := s.state.Restoring; r != "" {
+		if _, ok := g[r]; !ok {
+			// The snapshot being restored is gone from the server: the files
+			// keep counting as changed against the old manifest, so nothing
+			// is overwritten without the player's choice.
+			u.Warn("an interrupted restore of " + short(r) + " cannot be finished: that snapshot is gone from the server")
+			s.state.Restoring = ""
+			if err := s.save(); err != nil {
+				return Result{}, err
+			}
+		}
+	}
 	plan := history.Decide(history.Input{
 		LocalChanged: s.localChanged(cur),
 		Last:         s.state.Last,
@@ -267,6 +279,13 @@ func (s *session) restore(ctx context.Context, id string) error {
 	cur, err := s.scope.Walk(s.opt.PackFolder)
 	if err != nil {
 		return err
+	}
+	// Deletions trust restic's list of the snapshot's items; an empty list
+	// for a snapshot that has files means restic did not report them, and
+	// deleting by it would remove all player data. (A shorter list is
+	// normal: this computer may sync less than the one that pushed.)
+	if want := s.state.Known[id].Files; len(inSnapshot) == 0 && want > 0 {
+		return fmt.Errorf("restic listed %d items of snapshot %s, which has %d files; nothing was deleted and the restore resumes at the next pull", len(inSnapshot), short(id), want)
 	}
 	for _, p := range cur.Paths() {
 		if inSnapshot[p] {
