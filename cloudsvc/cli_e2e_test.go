@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
 )
 
 // TestInstanceSyncCLI drives the player's binary against cloud-svc: provision
@@ -19,7 +21,7 @@ func TestInstanceSyncCLI(t *testing.T) {
 		t.Skip("builds instance-sync; skipped with -short")
 	}
 	ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil)
-	root := moduleRoot()
+	root := testenv.ModuleRoot()
 	bin := filepath.Join(t.TempDir(), "instance-sync")
 	if runtime.GOOS == "windows" {
 		bin += ".exe"

@@ -15,46 +15,12 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
 )
 
-// testRestic finds the restic the tests drive: $INSTANCE_SYNC_TEST_RESTIC or
-// <module root>/.bin/restic. Missing restic skips locally and fails in CI.
-func testRestic(t testing.TB) string {
-	t.Helper()
-	p := os.Getenv("INSTANCE_SYNC_TEST_RESTIC")
-	if p == "" {
-		if root := moduleRoot(); root != "" {
-			p = filepath.Join(root, ".bin", "restic")
-		}
-	}
-	if p != "" {
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("restic not found (tried %q); run make tools or set INSTANCE_SYNC_TEST_RESTIC", p)
-	}
-	t.Skipf("restic not found (tried %q); run make tools or set INSTANCE_SYNC_TEST_RESTIC", p)
-	return ""
-}
-
-func moduleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
+// testRestic finds the restic the tests drive (see internal/testenv).
+func testRestic(t testing.TB) string { return testenv.Restic(t) }
 
 // testServer is a cloud-svc serving both ports on 127.0.0.1:0.
 type testServer struct {
