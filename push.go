@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -117,7 +118,11 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, cur s
 	if err != nil {
 		return "", err
 	}
-	if err := atomicfile.Write(s.paths.FilesFrom(), []byte(strings.Join(cur.Paths(), "\n")+"\n"), 0o600); err != nil {
+	var list strings.Builder
+	for _, p := range cur.Paths() {
+		list.WriteString(filepath.FromSlash(p) + "\n")
+	}
+	if err := atomicfile.Write(s.paths.FilesFrom(), []byte(list.String()), 0o600); err != nil {
 		return "", err
 	}
 	if err := atomicfile.Write(s.paths.ExcludeFrom(), []byte(resticExcludes(s.scope)), 0o600); err != nil {

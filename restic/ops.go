@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -122,7 +123,7 @@ func (c *Client) Restore(ctx context.Context, id string, o RestoreOptions, onSta
 				Size   int64  `json:"size"`
 			}
 			if json.Unmarshal(raw, &v) == nil && o.OnItem != nil {
-				o.OnItem(strings.TrimPrefix(v.Item, "/"), v.Action, v.Size)
+				o.OnItem(itemPath(v.Item), v.Action, v.Size)
 			}
 			return true
 		}
@@ -188,4 +189,13 @@ func (c *Client) Diff(ctx context.Context, from, to string) (DiffResult, error) 
 		return false
 	})
 	return d, err
+}
+
+// itemPath turns restic's item path ("/saves/W/level.dat", backslashes on
+// Windows) into a slash-separated path relative to the restore target.
+func itemPath(item string) string {
+	if runtime.GOOS == "windows" {
+		item = strings.ReplaceAll(item, `\`, "/")
+	}
+	return strings.TrimPrefix(item, "/")
 }
