@@ -29,8 +29,12 @@ func (c *common) uiFacts(env Env) ui.Facts {
 		Getenv:        env.Getenv,
 		HumanTerminal: isTerminal(human),
 		LookPath:      exec.LookPath,
-		NoGUI:         c.noGUI || !dialogCommands[c.cmd],
-		JSON:          c.json,
+		// Checked last by Choose, and only on Linux and BSD with a helper
+		// installed: a local socket connect, or up to a second for a
+		// forwarded display.
+		DisplayReachable: func() bool { return ui.DisplayReachable(env.Getenv) },
+		NoGUI:            c.noGUI || !dialogCommands[c.cmd],
+		JSON:             c.json,
 	}
 }
 

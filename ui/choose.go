@@ -38,8 +38,11 @@ type Facts struct {
 	HumanTerminal bool
 	// LookPath finds a helper program (exec.LookPath).
 	LookPath func(string) (string, error)
-	NoGUI    bool // --no-gui / -g
-	JSON     bool // --json
+	// DisplayReachable reports whether the display accepts connections
+	// (DisplayReachable); nil trusts the environment.
+	DisplayReachable func() bool
+	NoGUI            bool // --no-gui / -g
+	JSON             bool // --json
 }
 
 // Pick is the outcome of Choose.
@@ -114,14 +117,23 @@ func Choose(f Facts) Pick {
 		p.Why = "no display ($DISPLAY and $WAYLAND_DISPLAY are empty)"
 		return text()
 	}
+	helper := ""
 	for _, h := range dialogHelpers {
 		if found(f.LookPath, h) {
-			p.Kind, p.Helper, p.Why = KindDialog, h, "display and "+h
-			return p
+			helper = h
+			break
 		}
 	}
-	p.Why = "a display but no zenity or qarma installed"
-	return text()
+	if helper == "" {
+		p.Why = "a display but no zenity or qarma installed"
+		return text()
+	}
+	if f.DisplayReachable != nil && !f.DisplayReachable() {
+		p.Why = "the display in $DISPLAY or $WAYLAND_DISPLAY does not answer"
+		return text()
+	}
+	p.Kind, p.Helper, p.Why = KindDialog, helper, "display and "+helper
+	return p
 }
 
 func found(lookPath func(string) (string, error), name string) bool {

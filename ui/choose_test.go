@@ -50,6 +50,8 @@ func TestChoose(t *testing.T) {
 		{"macos", Facts{GOOS: "darwin", Getenv: env(), LookPath: have("osascript")}, KindDialog, "", false},
 		{"macos over ssh", Facts{GOOS: "darwin", Getenv: env("SSH_CONNECTION", "x"), LookPath: have("osascript"), HumanTerminal: true}, KindTerminal, "", true},
 		{"macos without osascript", Facts{GOOS: "darwin", Getenv: env(), LookPath: have()}, KindPlain, "", false},
+		{"stale display", Facts{GOOS: "linux", Getenv: env("DISPLAY", ":99"), LookPath: have("zenity"), DisplayReachable: func() bool { return false }}, KindPlain, "", false},
+		{"reachable display", Facts{GOOS: "linux", Getenv: env("DISPLAY", ":0"), LookPath: have("zenity"), DisplayReachable: func() bool { return true }}, KindDialog, "zenity", false},
 		{"nil getenv and lookpath", Facts{GOOS: "linux"}, KindPlain, "", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,5 +95,23 @@ func TestNew(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), `{"action":"nothing","time":`) || !strings.HasSuffix(out.String(), "\"type\":\"done\"}\n") {
 		t.Fatalf("stdout %q", out.String())
+	}
+}
+
+func TestXAddrs(t *testing.T) {
+	for d, want := range map[string]string{
+		":0":             "unix /tmp/.X11-unix/X0 @/tmp/.X11-unix/X0",
+		"unix:1.0":       "unix /tmp/.X11-unix/X1 @/tmp/.X11-unix/X1",
+		"localhost:10.0": "tcp localhost:6010",
+		"/private/tmp/com.apple.launchd.x/org.xquartz:0": "unix /private/tmp/com.apple.launchd.x/org.xquartz:0",
+		"garbage": " ",
+	} {
+		n, a := xAddrs(d)
+		if got := n + " " + strings.Join(a, " "); got != want {
+			t.Errorf("xAddrs(%q) = %q, want %q", d, got, want)
+		}
+	}
+	if DisplayReachable(env("DISPLAY", ":12345")) {
+		t.Error("a display nobody serves counted as reachable")
 	}
 }

@@ -152,7 +152,10 @@ func (d *Dialogs) Conflict(ctx context.Context, c Conflict) (Choice, error) {
 		return ChoiceCancel, ErrCancelled
 	}
 	if err != nil {
-		return ChoiceCancel, err
+		// The dialog could not be shown: answer as a headless UI would, so
+		// the engine logs the facts and names --prefer.
+		d.Log.Warn(fmt.Sprintf("cannot show the conflict dialog: %v", err))
+		return ChoiceCancel, ErrHeadless
 	}
 	switch b {
 	case ButtonOK:
@@ -337,6 +340,8 @@ func opTitle(op string) string {
 		return "saving your game to the cloud"
 	case "download":
 		return "downloading restic"
+	case "":
+		return "working"
 	}
 	return op
 }
@@ -352,12 +357,23 @@ func (d *Dialogs) ProgressUpdate(p Progress) {
 	}
 }
 
-// ProgressLines are the lines under the progress bar.
+// ProgressLines are the lines above the progress bar. The first names the
+// operation, since some window managers show no title.
 func ProgressLines(p Progress) []string {
-	var lines []string
-	if p.BytesTotal == 0 && p.Percent == 0 {
+	what := opTitle(p.Op)
+	lines := []string{strings.ToUpper(what[:1]) + what[1:]}
+	switch {
+	case p.BytesTotal == 0 && p.Percent == 0:
 		lines = append(lines, "starting…")
-	} else {
+	case p.Percent >= 100:
+		// restic counts bytes read; the upload of the last packs and the
+		// snapshot comes after.
+		fin := "finishing"
+		if p.Op == "push" {
+			fin = "finishing the upload"
+		}
+		lines = append(lines, fmt.Sprintf("%s · %s", HumanBytes(p.BytesTotal), fin))
+	default:
 		s := fmt.Sprintf("%.0f%% · %s of %s", p.Percent, HumanBytes(p.BytesDone), HumanBytes(p.BytesTotal))
 		if p.ETA > 0 {
 			s += fmt.Sprintf(" · about %s left", p.ETA.Round(time.Second))
