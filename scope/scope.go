@@ -228,19 +228,22 @@ func (s Scope) folderExcluded(dir string) bool {
 }
 
 func matchPattern(p, rel string, isDir bool) bool {
-	dirOnly := strings.HasSuffix(p, "/")
-	p = strings.TrimSuffix(p, "/")
+	p, dirOnly := strings.CutSuffix(p, "/")
 	if dirOnly && !isDir {
 		return false
 	}
-	pseg := strings.Split(p, "/")
-	rseg := strings.Split(rel, "/")
+	// "**/name" matches what the bare name matches: the last component
+	// at any depth. Both run for every file of every walk, so they are
+	// matched without splitting paths.
+	if name, ok := strings.CutPrefix(p, "**/"); ok && !strings.Contains(name, "/") && name != "**" {
+		p = name
+	}
 	if !strings.Contains(p, "/") {
 		// A bare name matches the last component at any depth.
-		ok, _ := path.Match(p, rseg[len(rseg)-1])
+		ok, _ := path.Match(p, rel[strings.LastIndexByte(rel, '/')+1:])
 		return ok
 	}
-	return matchSegs(pseg, rseg)
+	return matchSegs(strings.Split(p, "/"), strings.Split(rel, "/"))
 }
 
 func matchSegs(p, r []string) bool {

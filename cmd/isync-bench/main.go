@@ -1,0 +1,147 @@
+// Command isync-bench measures instance-sync against plain restic on
+// generated instances, to show that the launcher hooks never make a player
+// wait longer than restic itself would.
+//
+// It starts the upstream rest-server in-process on loopback, builds the
+// instance-sync binary and runs it as a subprocess (as a launcher does, so
+// process start-up counts), and runs the baselines with the same restic
+// binary, environment and server, interleaved with our runs. Figures are
+// medians. The restic binary comes from $INSTANCE_SYNC_TEST_RESTIC.
+//
+//	go run ./cmd/isync-bench -size=both -runs=5 -out=BENCHMARKS.md
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
+)
+
+func main() { os.Exit(run()) }
+
+func run() int {
+	size := flag.String("size", "small", "instance size: small (~500 files, ~30 MB), large (~10,000 files, ~1 GB) or both")
+	runs := flag.Int("runs", 5, "measured runs per figure (the median is reported)")
+	out := flag.String("out", "", "write the report (markdown) to this file, e.g. BENCHMARKS.md")
+	keep := flag.Bool("keep", false, "keep the generated data (printed at the end)")
+	verbose := flag.Bool("v", false, "print every timed command")
+	serve := flag.Bool("serve", false, "only start the rest-server and an account (for profiling by hand); stop with Ctrl-C")
+	flag.Parse()
+	var sizes []string
+	switch *size {
+	case "small", "large":
+		sizes = []string{*size}
+	case "both":
+		sizes = []string{"small", "large"}
+	default:
+		fmt.Fprintf(os.Stderr, "isync-bench: -size=%s: use small, large or both\n", *size)
+		return 2
+	}
+	if *runs < 1 {
+		fmt.Fprintln(os.Stderr, "isync-bench: -runs must be at least 1")
+		return 2
+	}
+	b, cleanup, err := setup(*runs, *verbose)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "isync-bench:", err)
+		return 1
+	}
+	b.keep = *keep
+	if *serve {
+		fmt.Printf("rest-server on %s, account %s:%s (token file %s), data in %s\n", b.url, b.user, b.password, b.tokenFile, b.tmp)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt)
+		<-sig
+		cleanup()
+		return 0
+	}
+	if *keep {
+		fmt.Fprintln(os.Stderr, "isync-bench: data kept in", b.tmp)
+	} else {
+		defer cleanup()
+	}
+	rep := report{Command: commandLine(), Runs: *runs, Machine: machine(b.restic)}
+	for _, s := range sizes {
+		res, err := b.size(shapes[s])
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "isync-bench: %s: %v\n", s, err)
+			return 1
+		}
+		rep.Sizes = append(rep.Sizes, res)
+		fmt.Print(res.table())
+	}
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(rep.markdown()), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "isync-bench:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "isync-bench: wrote", *out)
+	}
+	if !rep.allMet() {
+		fmt.Fprintln(os.Stderr, "isync-bench: some targets are missed (see the table)")
+	}
+	return 0
+}
+
+// setup builds instance-sync, starts the rest-server and prepares the
+// environment both tools run in.
+func setup(runs int, verbose bool) (*bench, func(), error) {
+	resticBin := os.Getenv("INSTANCE_SYNC_TEST_RESTIC")
+	if resticBin == "" {
+		return nil, nil, fmt.Errorf("set INSTANCE_SYNC_TEST_RESTIC to the restic 0.18.1 binary (make tools builds .bin/restic)")
+	}
+	resticBin, err := filepath.Abs(resticBin)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmp, err := os.MkdirTemp("", "isync-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*bench, func(), error) {
+		os.RemoveAll(tmp)
+		return nil, nil, err
+	}
+	bin := filepath.Join(tmp, "bin", "instance-sync")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/instance-sync")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return fail(fmt.Errorf("building instance-sync (run from the module root): %w", err))
+	}
+	log.SetOutput(io.Discard) // rest-server logs every repository it creates
+	const user, password = "bench", "bench-password-0123456789"
+	srv, err := testserver.Start(filepath.Join(tmp, "server"), "", map[string]string{user: password})
+	if err != nil {
+		return fail(err)
+	}
+	b := &bench{tmp: tmp, bin: bin, restic: resticBin, url: srv.URL, user: user, password: password,
+		tokenFile: filepath.Join(tmp, "token"), runs: runs, verbose: verbose}
+	if err := os.WriteFile(b.tokenFile, []byte(user+":"+password+"\n"), 0o600); err != nil {
+		srv.Close()
+		return fail(err)
+	}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "RESTIC_") || strings.HasPrefix(k, "INSTANCE_SYNC_") || strings.HasPrefix(k, "INST_") || k == "XDG_CACHE_HOME" || k == "DISPLAY" || k == "WAYLAND_DISPLAY" {
+			continue
+		}
+		b.env = append(b.env, kv)
+	}
+	// One restic cache for both tools, inside the temp folder.
+	b.env = append(b.env, "XDG_CACHE_HOME="+filepath.Join(tmp, "cache"), "INSTANCE_SYNC_RESTIC="+resticBin)
+	return b, func() { srv.Close(); os.RemoveAll(tmp) }, nil
+}
+
+func commandLine() string {
+	args := append([]string{"go", "run", "./cmd/isync-bench"}, os.Args[1:]...)
+	return "INSTANCE_SYNC_TEST_RESTIC=" + os.Getenv("INSTANCE_SYNC_TEST_RESTIC") + " " + strings.Join(args, " ")
+}

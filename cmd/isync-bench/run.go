@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// bench holds what every measurement needs.
+type bench struct {
+	tmp       string
+	bin       string // the built instance-sync binary
+	restic    string
+	url       string // rest-server base URL
+	user      string
+	password  string
+	tokenFile string
+	env       []string // the environment both tools start from
+	runs      int
+	verbose   bool
+	keep      bool // keep the generated instances
+}
+
+// command runs one program to completion and returns its wall time, from
+// before the process starts until it has exited.
+func (b *bench) command(dir string, extraEnv []string, name string, args ...string) (time.Duration, []byte, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(append([]string(nil), b.env...), extraEnv...)
+	var out, errb bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &errb
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if b.verbose {
+		fmt.Fprintf(os.Stderr, "  %6.0f ms  %s %s\n", ms(d), filepath.Base(name), strings.Join(args, " "))
+	}
+	if err != nil {
+		return d, out.Bytes(), fmt.Errorf("%s %s: %v: %s%s", filepath.Base(name), strings.Join(args, " "), err, lastLines(errb.String()), lastLines(out.String()))
+	}
+	return d, out.Bytes(), nil
+}
+
+func lastLines(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// isync runs the instance-sync binary the way a launcher hook does.
+func (b *bench) isync(extraEnv []string, args ...string) (time.Duration, error) {
+	d, _, err := b.command(b.tmp, extraEnv, b.bin, args...)
+	return d, err
+}
+
+// repo is the restic repository URL of a repository name in the account.
+func (b *bench) repo(name string) string {
+	return "rest:" + b.url + "/" + b.user + "/" + name + "/"
+}
+
+// secrets reach raw restic only through the environment.
+func (b *bench) secrets() []string {
+	return []string{"RESTIC_PASSWORD=" + b.password, "RESTIC_REST_USERNAME=" + b.user, "RESTIC_REST_PASSWORD=" + b.password}
+}
+
+// raw runs restic itself against repository name, from dir.
+func (b *bench) raw(dir, name string, args ...string) (time.Duration, []byte, error) {
+	full := append([]string{"--repo", b.repo(name)}, args...)
+	return b.command(dir, b.secrets(), b.restic, full...)
+}
+
+// rawBackup backs up the scope roots of pack and returns the snapshot id.
+func (b *bench) rawBackup(pack, name, parent string) (time.Duration, string, error) {
+	args := []string{"backup", "--json", "--host", "bench-raw"}
+	args = append(args, rawExcludes...)
+	if parent != "" {
+		args = append(args, "--parent", parent)
+	}
+	args = append(args, presentRoots(pack)...)
+	d, out, err := b.raw(pack, name, args...)
+	if err != nil {
+		return d, "", err
+	}
+	for line := range strings.SplitSeq(string(out), "\n") {
+		var s struct {
+			Type string `json:"message_type"`
+			ID   string `json:"snapshot_id"`
+		}
+		if json.Unmarshal([]byte(line), &s) == nil && s.Type == "summary" {
+			return d, s.ID, nil
+		}
+	}
+	return d, "", fmt.Errorf("restic backup printed no summary")
+}
+
+func presentRoots(pack string) []string {
+	var out []string
+	for _, r := range scopeRoots {
+		if _, err := os.Lstat(filepath.Join(pack, r)); err == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// instanceID reads an instance's id from its sync.json.
+func instanceID(pack string) (string, error) {
+	var c struct {
+		ID string `json:"instance_id"`
+	}
+	data, err := os.ReadFile(filepath.Join(pack, ".cloud-sync", "sync.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &c)
+	}
+	return c.ID, err
+}
+
+// lastSnapshot reads the snapshot an instance last synced with.
+func lastSnapshot(pack string) (string, error) {
+	var s struct {
+		Last string `json:"last_snapshot"`
+	}
+	data, err := os.ReadFile(filepath.Join(pack, ".cloud-sync", "state.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &s)
+	}
+	if err == nil && s.Last == "" {
+		err = fmt.Errorf("%s has no last snapshot", pack)
+	}
+	return s.Last, err
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

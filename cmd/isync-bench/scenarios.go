@@ -1,0 +1,281 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// pair runs a baseline and ours once each, alternating which goes first
+// so neither always inherits a warmer cache.
+func pair(i int, base, ours func() error) error {
+	if i%2 == 0 {
+		if err := base(); err != nil {
+			return err
+		}
+		return ours()
+	}
+	if err := ours(); err != nil {
+		return err
+	}
+	return base()
+}
+
+func (b *bench) progress(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "isync-bench: "+format+"\n", a...)
+}
+
+// size measures every figure on one generated instance.
+func (b *bench) size(sh shape) (sizeResult, error) {
+	res := sizeResult{Shape: sh}
+	dir := filepath.Join(b.tmp, sh.Name)
+	if !b.keep {
+		defer os.RemoveAll(dir)
+	}
+	a := filepath.Join(dir, "a", "minecraft")
+	start := time.Now()
+	files, bytes, err := generate(a, sh, 1)
+	if err != nil {
+		return res, err
+	}
+	res.Files, res.Bytes = files, bytes
+	b.progress("%s: generated %d files (%.0f MB) in scope in %s", sh.Name, files, float64(bytes)/1e6, time.Since(start).Round(time.Millisecond))
+	g := func(pack string, args ...string) []string {
+		return append(args, "--pack-folder="+pack, "-g", "--no-download")
+	}
+	initArgs := func(pack string, extra ...string) []string {
+		return append([]string{"init", "--url=" + b.url, "--token-file=" + b.tokenFile, "--pack-folder=" + pack}, extra...)
+	}
+	serverRepo := func(name string) string { return filepath.Join(b.tmp, "server", b.user, name) }
+
+	// 3. First push: a fresh repository each run, for both.
+	b.progress("%s: first push", sh.Name)
+	first := figure{Name: "first push", Baseline: "`restic init` + `restic backup` of the same files (fresh repository each)", Slower: true, Goal: 1.05}
+	var backupOnly []time.Duration
+	var ourRepo, rawRepo string
+	for i := range b.runs {
+		if _, err := b.isync(nil, initArgs(a, "--force")...); err != nil {
+			return res, err
+		}
+		id, err := instanceID(a)
+		if err != nil {
+			return res, err
+		}
+		rawName := fmt.Sprintf("%s-raw-first-%d", sh.Name, i)
+		err = pair(i, func() error {
+			di, _, err := b.raw(a, rawName, "init")
+			if err != nil {
+				return err
+			}
+			db, _, err := b.rawBackup(a, rawName, "")
+			first.Base = append(first.Base, di+db)
+			backupOnly = append(backupOnly, db)
+			return err
+		}, func() error {
+			d, err := b.isync(nil, g(a, "push")...)
+			first.Ours = append(first.Ours, d)
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+		// Only the last pair of repositories is kept: the disk holds
+		// one copy of the large instance per repository.
+		if ourRepo != "" {
+			os.RemoveAll(serverRepo(ourRepo))
+			os.RemoveAll(serverRepo(rawRepo))
+		}
+		ourRepo, rawRepo = id, rawName
+	}
+	first.Note = fmt.Sprintf("`restic backup` alone: median %.0f ms (ratio %.2f×)", ms(median(backupOnly)), ratioOf(median(first.Ours), median(backupOnly)))
+	res.Figures = append(res.Figures, first)
+
+	// 1 and 2. No-op pull and push against one `restic snapshots`.
+	snapshots := func(f *figure) func() error {
+		return func() error {
+			d, _, err := b.raw(a, ourRepo, "snapshots", "--no-lock", "--json")
+			f.Base = append(f.Base, d)
+			return err
+		}
+	}
+	for _, op := range []string{"pull", "push"} {
+		b.progress("%s: no-op %s", sh.Name, op)
+		f := figure{Name: "no-op " + op, Baseline: "one `restic snapshots --no-lock --json` on the same repository", Goal: 20}
+		// One unmeasured run of each warms the page cache.
+		if _, err := b.isync(nil, g(a, op)...); err != nil {
+			return res, err
+		}
+		if err := snapshots(&figure{})(); err != nil {
+			return res, err
+		}
+		for i := range b.runs {
+			err := pair(i, snapshots(&f), func() error {
+				d, err := b.isync(nil, g(a, op)...)
+				f.Ours = append(f.Ours, d)
+				return err
+			})
+			if err != nil {
+				return res, err
+			}
+		}
+		res.Figures = append(res.Figures, f)
+	}
+
+	// 4. Changed pull: another computer played one world and pushed.
+	b.progress("%s: changed pull (setting up the second computer)", sh.Name)
+	other := filepath.Join(dir, "b", "minecraft")
+	hostB := []string{"INSTANCE_SYNC_HOSTNAME=computer-b"}
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		return res, err
+	}
+	if _, err := b.isync(hostB, initArgs(other, "--join="+ourRepo)...); err != nil {
+		return res, err
+	}
+	if _, err := b.isync(hostB, g(other, "pull")...); err != nil {
+		return res, err
+	}
+	prev, err := lastSnapshot(a)
+	if err != nil {
+		return res, err
+	}
+	rawAlways := filepath.Join(dir, "raw-always", "minecraft")
+	rawIfChanged := filepath.Join(dir, "raw-if-changed", "minecraft")
+	for _, t := range []string{rawAlways, rawIfChanged} {
+		if _, _, err := b.raw(dir, ourRepo, "restore", prev, "--target", t); err != nil {
+			return res, err
+		}
+	}
+	changed := figure{Name: "changed pull", Slower: true, Goal: 1.1,
+		Baseline: "`restic restore SNAPSHOT --target DIR` (default `--overwrite always`), DIR holding the previous version"}
+	ifChanged := figure{Name: "changed pull (info)", Slower: true,
+		Baseline: "`restic restore SNAPSHOT --target DIR --overwrite if-changed`, DIR holding the previous version"}
+	for i := range b.runs {
+		if err := playWorld(other, "World 1", uint64(100+i)); err != nil {
+			return res, err
+		}
+		if _, err := b.isync(hostB, g(other, "push")...); err != nil {
+			return res, err
+		}
+		snap, err := lastSnapshot(other)
+		if err != nil {
+			return res, err
+		}
+		restore := func(f *figure, target string, extra ...string) func() error {
+			return func() error {
+				d, _, err := b.raw(dir, ourRepo, append([]string{"restore", snap, "--target", target}, extra...)...)
+				f.Base = append(f.Base, d)
+				return err
+			}
+		}
+		var ours time.Duration
+		err = pair(i, func() error {
+			if err := restore(&changed, rawAlways)(); err != nil {
+				return err
+			}
+			return restore(&ifChanged, rawIfChanged, "--overwrite", "if-changed")()
+		}, func() error {
+			d, err := b.isync(nil, g(a, "pull")...)
+			ours = d
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+		if got, _ := lastSnapshot(a); got != snap {
+			return res, fmt.Errorf("pull on the first computer did not fast-forward to %s", snap)
+		}
+		changed.Ours = append(changed.Ours, ours)
+		ifChanged.Ours = append(ifChanged.Ours, ours)
+	}
+	res.Figures = append(res.Figures, changed, ifChanged)
+
+	// 5. Incremental push: one region file changed. The baseline backs up
+	// into the same repository: every repository has its own key
+	// derivation cost (restic calibrates it at init), which would
+	// otherwise weigh more than the 64 KiB that changed.
+	b.progress("%s: incremental push", sh.Name)
+	incr := figure{Name: "incremental push", Slower: true, Goal: 1.1,
+		Baseline: "`restic backup --parent LAST` of the same files into the same repository"}
+	_, rawSnap, err := b.rawBackup(a, ourRepo, "")
+	if err != nil {
+		return res, err
+	}
+	regions, err := filepath.Glob(filepath.Join(a, "saves", "World 1", "region", "*.mca"))
+	if err != nil || len(regions) == 0 {
+		return res, fmt.Errorf("no region files generated")
+	}
+	for i := range b.runs {
+		if err := touchRegion(regions[(i*5)%len(regions)], uint64(200+i)); err != nil {
+			return res, err
+		}
+		err := pair(i, func() error {
+			d, snap, err := b.rawBackup(a, ourRepo, rawSnap)
+			incr.Base = append(incr.Base, d)
+			rawSnap = snap
+			return err
+		}, func() error {
+			d, err := b.isync(nil, g(a, "push")...)
+			incr.Ours = append(incr.Ours, d)
+			return err
+		})
+		if err != nil {
+			return res, err
+		}
+	}
+	res.Figures = append(res.Figures, incr)
+	// The baseline's snapshots are new to instance-sync: one pull reads
+	// their metadata, so the next no-op pull is a true no-op again.
+	if _, err := b.isync(nil, g(a, "pull")...); err != nil {
+		return res, err
+	}
+
+	// 6. Peak memory of instance-sync itself, each operation once.
+	b.progress("%s: peak memory", sh.Name)
+	peak := func(name string, extraEnv []string, args ...string) error {
+		env := append(append([]string(nil), b.env...), extraEnv...)
+		rss, err := peakRSS(b.tmp, env, b.bin, args...)
+		if err != nil {
+			return err
+		}
+		res.Memory = append(res.Memory, memFigure{Name: name, Peak: rss})
+		return nil
+	}
+	if err := peak("no-op pull", nil, g(a, "pull")...); err != nil {
+		return res, err
+	}
+	if err := peak("no-op push", nil, g(a, "push")...); err != nil {
+		return res, err
+	}
+	if err := touchRegion(regions[1], 300); err != nil {
+		return res, err
+	}
+	if err := peak("incremental push", nil, g(a, "push")...); err != nil {
+		return res, err
+	}
+	if _, err := b.isync(hostB, g(other, "pull")...); err != nil {
+		return res, err
+	}
+	if err := playWorld(other, "World 1", 301); err != nil {
+		return res, err
+	}
+	if _, err := b.isync(hostB, g(other, "push")...); err != nil {
+		return res, err
+	}
+	if err := peak("changed pull", nil, g(a, "pull")...); err != nil {
+		return res, err
+	}
+	if _, err := b.isync(nil, initArgs(a, "--force")...); err != nil {
+		return res, err
+	}
+	if err := peak("first push", nil, g(a, "push")...); err != nil {
+		return res, err
+	}
+	// Leave the server as small as we found it for the next size.
+	if id, err := instanceID(a); err == nil {
+		os.RemoveAll(serverRepo(id))
+	}
+	os.RemoveAll(serverRepo(ourRepo))
+	os.RemoveAll(serverRepo(rawRepo))
+	return res, nil
+}
