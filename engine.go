@@ -218,10 +218,24 @@ func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
 
 // localChanged compares the scope now with the last synced manifest.
 func (s *session) localChanged(cur scope.Manifest) bool {
-	if s.state.Manifest == nil {
+	if !s.state.Synced() {
 		return len(cur) > 0
 	}
+	if s.state.ManifestDigest != "" {
+		return cur.Digest() != s.state.ManifestDigest
+	}
+	if err := s.state.LoadManifest(); err != nil {
+		return true // unreadable: treat as changed, which never overwrites
+	}
 	return !scope.Diff(s.state.Manifest, cur).Empty()
+}
+
+// lastManifest is the manifest of the last sync, decoded; nil if none.
+func (s *session) lastManifest() scope.Manifest {
+	if err := s.state.LoadManifest(); err != nil {
+		return nil
+	}
+	return s.state.Manifest
 }
 
 func (s *session) save() error { return s.paths.SaveState(s.state) }

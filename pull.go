@@ -151,7 +151,7 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 }
 
 func (s *session) describeConflict(ctx context.Context, plan history.Plan, cur scope.Manifest) ui.Conflict {
-	ch := scope.Diff(s.state.Manifest, cur)
+	ch := scope.Diff(s.lastManifest(), cur)
 	var size int64
 	for _, p := range append(ch.Added, ch.Modified...) {
 		size += cur[p].Size
@@ -301,7 +301,7 @@ func (s *session) restore(ctx context.Context, id string) error {
 		return err
 	}
 	s.state.Last = id
-	s.state.Manifest = after
+	s.state.SetManifest(after)
 	s.state.Restoring = ""
 	s.state.Skipped = nil
 	s.state.LastSync = time.Now().UTC()

@@ -98,7 +98,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if !partial {
 		// The manifest is the walk taken before the backup: a file changed
 		// during the backup shows as changed next time and is pushed again.
-		s.state.Manifest = cur
+		s.state.SetManifest(cur)
 	}
 	s.state.LastSync = time.Now().UTC()
 	if err := s.save(); err != nil {

@@ -83,10 +83,10 @@ func Status(ctx context.Context, opt Options) (StatusReport, error) {
 	if err != nil {
 		return r, err
 	}
-	if s.state.Manifest == nil {
+	if !s.state.Synced() {
 		r.PendingFiles = cur.Paths()
 	} else {
-		r.PendingFiles = scope.Diff(s.state.Manifest, cur).All()
+		r.PendingFiles = scope.Diff(s.lastManifest(), cur).All()
 	}
 	if r.PendingFiles == nil {
 		r.PendingFiles = []string{}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"testing"
@@ -64,9 +65,10 @@ func TestStateRoundTrip(t *testing.T) {
 	s = State{
 		Last:     id,
 		Known:    map[string]history.Snapshot{id: {ID: id, Kind: "push", Host: "h", Time: time.Unix(100, 0).UTC()}},
-		Manifest: scope.Manifest{"saves/W/level.dat": {Size: 3, MTime: 5, Mode: 0o644}},
 		LastSync: time.Unix(200, 0).UTC(),
 	}
+	m := scope.Manifest{"saves/W/level.dat": {Size: 3, MTime: 5, Mode: 0o644}}
+	s.SetManifest(m)
 	if err := p.SaveState(s); err != nil {
 		t.Fatal(err)
 	}
@@ -74,18 +76,30 @@ func TestStateRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Version = StateVersion
-	a, _ := json.Marshal(s)
-	b, _ := json.Marshal(got)
-	if string(a) != string(b) {
-		t.Fatalf("state round trip:\n got %s\nwant %s", b, a)
+	if got.Manifest != nil {
+		t.Fatal("manifest decoded before it was asked for")
+	}
+	if !got.Synced() || got.ManifestDigest != m.Digest() || got.Last != id || got.Known[id].Host != "h" || !got.LastSync.Equal(s.LastSync) {
+		t.Fatalf("state round trip: %+v", got)
+	}
+	if err := got.LoadManifest(); err != nil || !reflect.DeepEqual(got.Manifest, m) {
+		t.Fatalf("LoadManifest = %v, %v", got.Manifest, err)
+	}
+	// Saving a state whose manifest was never decoded keeps it.
+	got.Manifest = nil
+	if err := p.SaveState(got); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := p.LoadState()
+	if err := again.LoadManifest(); err != nil || !reflect.DeepEqual(again.Manifest, m) {
+		t.Fatalf("manifest lost by a save without decoding: %v, %v", again.Manifest, err)
 	}
 	// An empty manifest (synced an empty scope) is not "never synced".
-	s.Manifest = scope.Manifest{}
+	s.SetManifest(scope.Manifest{})
 	p.SaveState(s)
 	got, _ = p.LoadState()
-	if got.Manifest == nil {
-		t.Fatal("empty manifest read back as nil")
+	if !got.Synced() {
+		t.Fatal("empty manifest read back as never synced")
 	}
 	if runtime.GOOS != "windows" {
 		fi, _ := os.Stat(p.State())

@@ -29,8 +29,15 @@ type State struct {
 	// decrypted once.
 	Known map[string]history.Snapshot `json:"known,omitempty"`
 	// Manifest is the scope as it was right after the last sync; nil when
-	// this machine never synced.
-	Manifest scope.Manifest `json:"manifest"`
+	// this machine never synced or when it has not been decoded yet
+	// (LoadManifest). Set it with SetManifest.
+	Manifest scope.Manifest `json:"-"`
+	// RawManifest is the manifest as stored. A no-op sync compares digests
+	// and never decodes it: on a large instance that is most of the cost
+	// of reading state.json.
+	RawManifest json.RawMessage `json:"manifest"`
+	// ManifestDigest is scope.Manifest.Digest of the manifest.
+	ManifestDigest string `json:"manifest_digest,omitempty"`
 	// Restoring marks a restore in progress: a run that finds it finishes
 	// that restore first.
 	Restoring string `json:"restoring,omitempty"`
@@ -39,6 +46,35 @@ type State struct {
 	PendingPush string `json:"pending_push,omitempty"`
 	// LastSync is when the last pull or push finished.
 	LastSync time.Time `json:"last_sync,omitempty"`
+}
+
+// Synced reports whether this machine has a manifest from a sync.
+func (s *State) Synced() bool {
+	return s.Manifest != nil || (len(s.RawManifest) > 0 && string(s.RawManifest) != "null")
+}
+
+// SetManifest records the scope after a sync.
+func (s *State) SetManifest(m scope.Manifest) {
+	if m == nil {
+		m = scope.Manifest{}
+	}
+	s.Manifest, s.RawManifest, s.ManifestDigest = m, nil, m.Digest()
+}
+
+// LoadManifest decodes the stored manifest, once.
+func (s *State) LoadManifest() error {
+	if s.Manifest != nil || !s.Synced() {
+		return nil
+	}
+	var m scope.Manifest
+	if err := json.Unmarshal(s.RawManifest, &m); err != nil {
+		return err
+	}
+	if m == nil {
+		m = scope.Manifest{}
+	}
+	s.Manifest = m
+	return nil
 }
 
 // ParseState parses state.json content.
@@ -79,6 +115,13 @@ func (p Paths) LoadState() (State, error) {
 // SaveState writes state.json atomically.
 func (p Paths) SaveState(s State) error {
 	s.Version = StateVersion
+	if s.Manifest != nil {
+		raw, err := json.Marshal(s.Manifest)
+		if err != nil {
+			return err
+		}
+		s.RawManifest = raw
+	}
 	data, err := json.Marshal(s)
 	if err != nil {
 		return err

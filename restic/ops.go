@@ -53,7 +53,10 @@ func (c *Client) Backup(ctx context.Context, o BackupOptions, onStatus func(Stat
 		args = append(args, "--exclude-file", o.ExcludeFile)
 	}
 	if o.Parent != "" {
-		args = append(args, "--parent", o.Parent)
+		// The parent may come from another computer (the last sync was a
+		// pull): its inodes and ctimes never match here, and restic would
+		// re-read every file. Size and mtime are what the manifest trusts too.
+		args = append(args, "--parent", o.Parent, "--ignore-inode", "--ignore-ctime")
 	}
 	for _, t := range o.Tags {
 		args = append(args, "--tag", t)

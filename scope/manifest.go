@@ -1,6 +1,8 @@
 package scope
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -10,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -26,12 +29,13 @@ type Entry struct {
 type Manifest map[string]Entry
 
 // Walk stats every file in scope under pack. It reads no file contents.
+// Folders are read in parallel: the walk runs before every game start, and
+// on a large instance it is mostly waiting for stat calls.
 func (s Scope) Walk(pack string) (Manifest, error) {
-	m := Manifest{}
+	w := walker{s: s, pack: pack, m: Manifest{}, sem: make(chan struct{}, walkers)}
 	for _, inc := range s.Include {
 		rel := strings.TrimSuffix(inc, "/")
-		root := filepath.Join(pack, filepath.FromSlash(rel))
-		fi, err := os.Lstat(root)
+		fi, err := os.Lstat(filepath.Join(pack, filepath.FromSlash(rel)))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -40,7 +44,9 @@ func (s Scope) Walk(pack string) (Manifest, error) {
 		}
 		if !fi.IsDir() {
 			if fi.Mode().IsRegular() && s.InScope(rel) {
-				m[rel] = entryOf(fi)
+				w.mu.Lock()
+				w.m[rel] = entryOf(fi)
+				w.mu.Unlock()
 			}
 			continue
 		}
@@ -48,36 +54,85 @@ func (s Scope) Walk(pack string) (Manifest, error) {
 			// The folder itself is excluded (e.g. scope.json excludes it).
 			continue
 		}
-		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
+		w.wg.Add(1)
+		go w.dir(rel)
+	}
+	w.wg.Wait()
+	if w.err != nil {
+		return nil, w.err
+	}
+	return w.m, nil
+}
+
+// walkers bounds the folders read at once: enough to keep the disk busy
+// with stat calls, few enough not to exhaust file descriptors.
+const walkers = 16
+
+type walker struct {
+	s    Scope
+	pack string
+	sem  chan struct{}
+	wg   sync.WaitGroup
+
+	mu  sync.Mutex
+	m   Manifest
+	err error
+}
+
+// dir reads the folder rel (slash-separated, relative to the pack folder),
+// records its files and starts a walk of each subfolder in scope.
+func (w *walker) dir(rel string) {
+	defer w.wg.Done()
+	w.sem <- struct{}{}
+	files, err := w.read(rel)
+	<-w.sem
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		if w.err == nil {
+			w.err = err
+		}
+		return
+	}
+	for p, e := range files {
+		w.m[p] = e
+	}
+}
+
+func (w *walker) read(rel string) (map[string]Entry, error) {
+	f, err := os.Open(filepath.Join(w.pack, filepath.FromSlash(rel)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // deleted while walking
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(-1)
+	if err != nil {
+		return nil, err
+	}
+	files := make(map[string]Entry, len(entries))
+	for _, d := range entries {
+		r := rel + "/" + d.Name()
+		switch {
+		case d.IsDir():
+			if !w.s.Excluded(r, true) {
+				w.wg.Add(1)
+				go w.dir(r)
 			}
-			r, _ := filepath.Rel(pack, p)
-			r = filepath.ToSlash(r)
-			if d.IsDir() {
-				if p != root && s.Excluded(r, true) {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !d.Type().IsRegular() || s.Excluded(r, false) {
-				return nil
-			}
-			info, err := d.Info()
+		case d.Type().IsRegular() && !w.s.Excluded(r, false):
+			e, err := statIn(f, d)
 			if errors.Is(err, fs.ErrNotExist) {
-				return nil // deleted while walking
+				continue // deleted while walking
 			}
 			if err != nil {
-				return err
+				return nil, err
 			}
-			m[r] = entryOf(info)
-			return nil
-		})
-		if err != nil {
-			return nil, err
+			files[r] = e
 		}
 	}
-	return m, nil
+	return files, nil
 }
 
 func entryOf(fi fs.FileInfo) Entry {
@@ -92,6 +147,27 @@ func (m Manifest) Paths() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Digest is a SHA-256 over the sorted entries: equal digests mean equal
+// manifests, so a no-op sync compares 64 characters instead of decoding
+// thousands of entries.
+func (m Manifest) Digest() string {
+	h := sha256.New()
+	var buf []byte
+	for _, p := range m.Paths() {
+		e := m[p]
+		buf = append(buf[:0], p...)
+		buf = append(buf, 0)
+		buf = strconv.AppendInt(buf, e.Size, 10)
+		buf = append(buf, 0)
+		buf = strconv.AppendInt(buf, e.MTime, 10)
+		buf = append(buf, 0)
+		buf = strconv.AppendUint(buf, uint64(e.Mode), 8)
+		buf = append(buf, '\n')
+		h.Write(buf)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Bytes is the total size of the files in the manifest.
