@@ -1,9 +1,9 @@
 package scope
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io/fs"
