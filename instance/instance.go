@@ -5,7 +5,6 @@
 package instance
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -106,16 +105,10 @@ func validID(id string) bool {
 func ValidInstanceID(id string) bool { return validID(id) }
 
 // strictUnmarshal decodes exactly one JSON value. Unknown fields are allowed
-// (a newer build may add some) but trailing garbage is not.
+// (a newer build may add some); trailing garbage is not (json.Unmarshal
+// refuses it, in one pass over the data).
 func strictUnmarshal(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("unexpected data after the JSON object")
-	}
-	return nil
+	return json.Unmarshal(data, v)
 }
 
 // LoadConfig reads sync.json. It returns ErrNotOptedIn when there is none.

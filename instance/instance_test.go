@@ -36,12 +36,12 @@ func TestConfigRoundTrip(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	for _, tt := range []struct{ data, want string }{
-		{`{"version":1,"url":`, "unexpected EOF"},
+		{`{"version":1,"url":`, "unexpected end of JSON input"},
 		{`{"version":2,"url":"https://x","instance_id":"01JABCDEFGHJKMNPQRSTVWXYZ0","user":"a"}`, "unknown version 2"},
 		{`{"version":1,"instance_id":"01JABCDEFGHJKMNPQRSTVWXYZ0","user":"a"}`, `"url" is missing`},
 		{`{"version":1,"url":"https://x","instance_id":"../../etc","user":"a"}`, "not a valid instance id"},
 		{`{"version":1,"url":"https://x","instance_id":"01JABCDEFGHJKMNPQRSTVWXYZ0","user":"a/b"}`, "not a valid user name"},
-		{`{"version":1,"url":"https://x","instance_id":"01JABCDEFGHJKMNPQRSTVWXYZ0","user":"a"} {}`, "unexpected data"},
+		{`{"version":1,"url":"https://x","instance_id":"01JABCDEFGHJKMNPQRSTVWXYZ0","user":"a"} {}`, "after top-level value"},
 	} {
 		p := Paths{Pack: t.TempDir()}
 		os.MkdirAll(p.Dir(), 0o700)

@@ -240,8 +240,7 @@ func matchPattern(p, rel string, isDir bool) bool {
 	}
 	if !strings.Contains(p, "/") {
 		// A bare name matches the last component at any depth.
-		ok, _ := path.Match(p, rel[strings.LastIndexByte(rel, '/')+1:])
-		return ok
+		return matchName(p, rel[strings.LastIndexByte(rel, '/')+1:])
 	}
 	return matchSegs(strings.Split(p, "/"), strings.Split(rel, "/"))
 }
@@ -265,4 +264,18 @@ func matchSegs(p, r []string) bool {
 		p, r = p[1:], r[1:]
 	}
 	return len(r) == 0
+}
+
+// matchName is path.Match for one name, with the two shapes every default
+// pattern has ("session.lock", "*.tmp") answered without the general
+// matcher.
+func matchName(p, name string) bool {
+	if !strings.ContainsAny(p, `*?[\`) {
+		return p == name
+	}
+	if suffix, ok := strings.CutPrefix(p, "*"); ok && !strings.ContainsAny(suffix, `*?[\`) {
+		return strings.HasSuffix(name, suffix)
+	}
+	ok, _ := path.Match(p, name)
+	return ok
 }
