@@ -37,7 +37,7 @@ func side(s ui.Side, verb string) string {
 		fmt.Fprintf(&b, " %s (%s)", Ago(time.Since(s.Time)), s.Time.Local().Format("2006-01-02 15:04"))
 	}
 	if s.Files > 0 {
-		fmt.Fprintf(&b, ", %d files, %s", s.Files, ui.HumanBytes(s.Size))
+		fmt.Fprintf(&b, ", %s, %s", plural(s.Files, "file"), ui.HumanBytes(s.Size))
 	}
 	if len(s.Worlds) > 0 {
 		fmt.Fprintf(&b, ", worlds: %s", strings.Join(s.Worlds, ", "))
