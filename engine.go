@@ -121,6 +121,7 @@ type session struct {
 	state  instance.State
 	lock   *instance.Lock
 	restic *restic.Client // nil until needed
+	facts  scope.Facts    // of the last walk, for choosing restic's filter
 }
 
 // open loads an opted-in instance and takes its lock. It returns
@@ -214,6 +215,13 @@ func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
 		Stall:        s.opt.ResticStall,
 	}
 	return s.restic, nil
+}
+
+// walk stats the scope and keeps what else it saw.
+func (s *session) walk() (scope.Manifest, error) {
+	m, facts, err := s.scope.WalkFacts(s.opt.PackFolder)
+	s.facts = facts
+	return m, err
 }
 
 // localChanged compares the scope now with the last synced manifest.

@@ -44,7 +44,7 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	cur, err := s.scope.Walk(s.opt.PackFolder)
+	cur, err := s.walk()
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the instance: %w", err)
 	}
@@ -276,7 +276,7 @@ func (s *session) restore(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("%w; the restore resumes at the next pull", err)
 	}
-	cur, err := s.scope.Walk(s.opt.PackFolder)
+	cur, err := s.walk()
 	if err != nil {
 		return err
 	}
@@ -296,7 +296,7 @@ func (s *session) restore(ctx context.Context, id string) error {
 		}
 		s.pruneEmptyDirs(p)
 	}
-	after, err := s.scope.Walk(s.opt.PackFolder)
+	after, err := s.walk()
 	if err != nil {
 		return err
 	}

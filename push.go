@@ -41,7 +41,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if s.state.Restoring != "" {
 		return Result{}, fmt.Errorf("a restore of %s was interrupted, so the files are half-restored; run \"instance-sync pull\" to finish it before pushing", short(s.state.Restoring))
 	}
-	cur, err := s.scope.Walk(s.opt.PackFolder)
+	cur, err := s.walk()
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the instance: %w", err)
 	}
@@ -118,14 +118,21 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, cur s
 	if err != nil {
 		return "", err
 	}
+	// restic gets the scope's folders and exclude patterns when its own
+	// filtering picks exactly the walked files (it walks folders faster than
+	// it takes a list of thousands of files); otherwise the exact file list.
+	targets, excludes, folders := s.scope.ResticFilter(cur, s.facts)
+	if !folders {
+		targets, excludes = cur.Paths(), nil
+	}
 	var list strings.Builder
-	for _, p := range cur.Paths() {
+	for _, p := range targets {
 		list.WriteString(filepath.FromSlash(p) + "\n")
 	}
 	if err := atomicfile.Write(s.paths.FilesFrom(), []byte(list.String()), 0o600); err != nil {
 		return "", err
 	}
-	if err := atomicfile.Write(s.paths.ExcludeFrom(), []byte(resticExcludes(s.scope)), 0o600); err != nil {
+	if err := atomicfile.Write(s.paths.ExcludeFrom(), []byte(strings.Join(excludes, "\n")+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	attempt := newAttempt()
@@ -190,20 +197,6 @@ func (s *session) safety(ctx context.Context, cur scope.Manifest) (string, error
 	}
 	s.opt.UI.Info("saved this computer's files as safety snapshot " + short(id))
 	return id, s.save()
-}
-
-// resticExcludes are patterns restic understands the same way we do
-// (names at any depth); the file list itself already leaves out
-// everything excluded, this is a second guard.
-func resticExcludes(sc scope.Scope) string {
-	var b strings.Builder
-	for _, p := range sc.Exclude {
-		p = strings.TrimPrefix(p, "**/")
-		if !strings.ContainsAny(p, "/") {
-			b.WriteString(p + "\n")
-		}
-	}
-	return b.String()
 }
 
 // withUnlock runs f; when restic says the repository is locked, it removes

@@ -29,7 +29,7 @@ func Restore(ctx context.Context, opt Options, snapshot string) (Result, error) 
 	if !ok {
 		return Result{}, fmt.Errorf("snapshot %q matches no snapshot or several; run \"instance-sync history\" for the ids", snapshot)
 	}
-	cur, err := s.scope.Walk(opt.PackFolder)
+	cur, err := s.walk()
 	if err != nil {
 		return Result{}, err
 	}

@@ -32,6 +32,19 @@ type Manifest map[string]Entry
 // Folders are read in parallel: the walk runs before every game start, and
 // on a large instance it is mostly waiting for stat calls.
 func (s Scope) Walk(pack string) (Manifest, error) {
+	m, _, err := s.WalkFacts(pack)
+	return m, err
+}
+
+// Facts are what a walk saw besides the files it recorded.
+type Facts struct {
+	// Irregular counts entries in scope that are neither files nor
+	// folders (symlinks, devices): the manifest leaves them out.
+	Irregular int
+}
+
+// WalkFacts is Walk, also reporting Facts.
+func (s Scope) WalkFacts(pack string) (Manifest, Facts, error) {
 	w := walker{s: s, pack: pack, m: Manifest{}, sem: make(chan struct{}, walkers)}
 	for _, inc := range s.Include {
 		rel := strings.TrimSuffix(inc, "/")
@@ -40,9 +53,12 @@ func (s Scope) Walk(pack string) (Manifest, error) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, Facts{}, err
 		}
 		if !fi.IsDir() {
+			if !fi.Mode().IsRegular() && s.InScope(rel) {
+				w.irregular++
+			}
 			if fi.Mode().IsRegular() && s.InScope(rel) {
 				w.mu.Lock()
 				w.m[rel] = entryOf(fi)
@@ -59,9 +75,9 @@ func (s Scope) Walk(pack string) (Manifest, error) {
 	}
 	w.wg.Wait()
 	if w.err != nil {
-		return nil, w.err
+		return nil, Facts{}, w.err
 	}
-	return w.m, nil
+	return w.m, Facts{Irregular: w.irregular}, nil
 }
 
 // walkers bounds the folders read at once: enough to keep the disk busy
@@ -74,9 +90,10 @@ type walker struct {
 	sem  chan struct{}
 	wg   sync.WaitGroup
 
-	mu  sync.Mutex
-	m   Manifest
-	err error
+	mu        sync.Mutex
+	m         Manifest
+	err       error
+	irregular int
 }
 
 // dir reads the folder rel (slash-separated, relative to the pack folder),
@@ -84,10 +101,11 @@ type walker struct {
 func (w *walker) dir(rel string) {
 	defer w.wg.Done()
 	w.sem <- struct{}{}
-	files, err := w.read(rel)
+	files, irregular, err := w.read(rel)
 	<-w.sem
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.irregular += irregular
 	if err != nil {
 		if w.err == nil {
 			w.err = err
@@ -99,20 +117,21 @@ func (w *walker) dir(rel string) {
 	}
 }
 
-func (w *walker) read(rel string) (map[string]Entry, error) {
+func (w *walker) read(rel string) (map[string]Entry, int, error) {
 	f, err := os.Open(filepath.Join(w.pack, filepath.FromSlash(rel)))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil // deleted while walking
+		return nil, 0, nil // deleted while walking
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	entries, err := f.ReadDir(-1)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	files := make(map[string]Entry, len(entries))
+	irregular := 0
 	for _, d := range entries {
 		r := rel + "/" + d.Name()
 		switch {
@@ -121,18 +140,22 @@ func (w *walker) read(rel string) (map[string]Entry, error) {
 				w.wg.Add(1)
 				go w.dir(r)
 			}
-		case d.Type().IsRegular() && !w.s.Excluded(r, false):
+		case !d.Type().IsRegular():
+			if !w.s.Excluded(r, false) {
+				irregular++
+			}
+		case !w.s.Excluded(r, false):
 			e, err := statIn(f, d)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // deleted while walking
 			}
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			files[r] = e
 		}
 	}
-	return files, nil
+	return files, irregular, nil
 }
 
 func entryOf(fi fs.FileInfo) Entry {

@@ -279,3 +279,66 @@ func matchName(p, name string) bool {
 	ok, _ := path.Match(p, name)
 	return ok
 }
+
+// ResticFilter returns, when restic's own filtering would pick exactly the
+// files of m, the folders and files to name to restic (targets) and the
+// exclude patterns to pass it. restic walks named folders faster than it
+// takes a list of thousands of files, but its patterns are not ours: ok is
+// false (name the files one by one) unless every exclude pattern is a bare
+// name, which both match the same way at any depth, no file packwiz owns
+// lies in the scope, nothing in scope is a symlink or device, and no file
+// kept is named like a folder-only pattern (restic would drop it).
+func (s Scope) ResticFilter(m Manifest, f Facts) (targets, excludes []string, ok bool) {
+	if f.Irregular > 0 {
+		return nil, nil, false
+	}
+	for _, p := range s.Packwiz {
+		if s.Included(p) {
+			return nil, nil, false
+		}
+	}
+	var dirOnly []string
+	for _, p := range s.Exclude {
+		q, isDir := strings.CutSuffix(p, "/")
+		if name, cut := strings.CutPrefix(q, "**/"); cut {
+			q = name
+		}
+		if q == "" || strings.Contains(q, "/") || strings.Contains(q, "**") {
+			return nil, nil, false
+		}
+		if isDir {
+			dirOnly = append(dirOnly, q)
+		}
+		excludes = append(excludes, q)
+	}
+	used := map[string]bool{}
+	for p := range m {
+		base := p[strings.LastIndexByte(p, '/')+1:]
+		for _, q := range dirOnly {
+			if matchName(q, base) {
+				return nil, nil, false
+			}
+		}
+		for _, inc := range s.Include {
+			if dir, isDir := strings.CutSuffix(inc, "/"); isDir && strings.HasPrefix(p, dir+"/") || p == inc {
+				used[strings.TrimSuffix(inc, "/")] = true
+			}
+		}
+	}
+	for _, inc := range s.Include {
+		name := strings.TrimSuffix(inc, "/")
+		if !used[name] {
+			continue
+		}
+		nested := false
+		for other := range used {
+			if strings.HasPrefix(name, other+"/") {
+				nested = true // restic reaches it through the outer folder
+			}
+		}
+		if !nested {
+			targets = append(targets, name)
+		}
+	}
+	return targets, excludes, true
+}

@@ -176,3 +176,46 @@ func FuzzParseOverrides(f *testing.F) {
 		}
 	})
 }
+
+func TestResticFilter(t *testing.T) {
+	m := Manifest{"saves/W/level.dat": {}, "options.txt": {}, "screenshots/a.png": {}}
+	s := New(Overrides{})
+	targets, excludes, ok := s.ResticFilter(m, Facts{})
+	if !ok || !reflect.DeepEqual(targets, []string{"saves", "options.txt", "screenshots"}) {
+		t.Fatalf("ResticFilter = %v %v %v", targets, excludes, ok)
+	}
+	for _, want := range []string{"session.lock", "*.tmp", "logs", ".cloud-sync"} {
+		found := false
+		for _, e := range excludes {
+			found = found || e == want
+		}
+		if !found {
+			t.Errorf("excludes %v lack %q", excludes, want)
+		}
+	}
+	for name, tt := range map[string]struct {
+		s Scope
+		m Manifest
+		f Facts
+	}{
+		"symlink in scope":              {s, m, Facts{Irregular: 1}},
+		"packwiz file in scope":         {Scope{Include: s.Include, Exclude: s.Exclude, Packwiz: []string{"resourcepacks/x.zip"}}, m, Facts{}},
+		"anchored exclude":              {New(Overrides{Exclude: []string{"saves/Creative/"}}), m, Facts{}},
+		"file named like a dir pattern": {s, Manifest{"saves/W/logs": {}}, Facts{}},
+	} {
+		if _, _, ok := tt.s.ResticFilter(tt.m, tt.f); ok {
+			t.Errorf("%s: restic's filter accepted", name)
+		}
+	}
+	// packwiz owning mods only does not matter.
+	pw := s
+	pw.Packwiz = []string{"mods/a.jar", "packwiz.json"}
+	if _, _, ok := pw.ResticFilter(m, Facts{}); !ok {
+		t.Error("packwiz files outside the scope refused restic's filter")
+	}
+	// Nested includes are reached through the outer folder.
+	nested := New(Overrides{Include: []string{"saves/W/"}})
+	if targets, _, _ := nested.ResticFilter(m, Facts{}); !reflect.DeepEqual(targets, []string{"saves", "options.txt", "screenshots"}) {
+		t.Errorf("nested include targets = %v", targets)
+	}
+}
