@@ -1,0 +1,96 @@
+package remote
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCheckURL(t *testing.T) {
+	for _, tt := range []struct {
+		url      string
+		insecure bool
+		want     string // "" = accepted
+	}{
+		{"https://cloud.example.org", false, ""},
+		{"http://127.0.0.1:8000", false, ""},
+		{"http://localhost:8000", false, ""},
+		{"http://[::1]:8000", false, ""},
+		{"http://cloud.example.org", false, "https is required"},
+		{"http://192.168.1.10:8000", false, "https is required"},
+		{"http://cloud.example.org", true, ""},
+		{"https://user:pw@cloud.example.org", false, "must not contain credentials"},
+		{"ftp://cloud.example.org", false, "not a server URL"},
+		{"cloud.example.org", false, "not a server URL"},
+	} {
+		_, err := CheckURL(tt.url, tt.insecure)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("CheckURL(%q) = %v", tt.url, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("CheckURL(%q) = %v, want %q", tt.url, err, tt.want)
+		}
+	}
+}
+
+// TestStatusMapping checks how HTTP answers become errors: the listing of
+// a missing repository is not an error, 401 is ErrAuth, 5xx is ErrServer
+// and a server that does not answer in time is ErrUnreachable.
+func TestStatusMapping(t *testing.T) {
+	code := http.StatusOK
+	body := `[{"name":"` + strings.Repeat("a", 64) + `","size":300},{"name":"junk","size":1}]`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept") != "application/vnd.x.restic.rest.v2" && strings.HasSuffix(r.URL.Path, "/snapshots/") {
+			t.Errorf("listing without REST API v2 Accept header")
+		}
+		if u, p, ok := r.BasicAuth(); !ok || u != "alice" || p != "pw" {
+			t.Errorf("no basic auth")
+		}
+		w.WriteHeader(code)
+		w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	s := Server{URL: srv.URL, User: "alice", Password: "pw"}
+	ctx := context.Background()
+	l, err := s.ListSnapshots(ctx, "inst")
+	if err != nil || !l.Exists || len(l.Snapshots) != 1 || l.Snapshots[strings.Repeat("a", 64)] != 300 {
+		t.Fatalf("ListSnapshots = %+v, %v", l, err)
+	}
+	code = http.StatusNotFound
+	if l, err := s.ListSnapshots(ctx, "inst"); err != nil || l.Exists {
+		t.Fatalf("missing repository: %+v, %v", l, err)
+	}
+	if err := s.Check(ctx, "inst"); err != nil {
+		t.Fatalf("Check on a missing repository: %v", err)
+	}
+	code = http.StatusUnauthorized
+	if _, err := s.ListSnapshots(ctx, "inst"); !errors.Is(err, ErrAuth) {
+		t.Fatalf("401: %v", err)
+	}
+	if err := s.Check(ctx, "inst"); !errors.Is(err, ErrAuth) {
+		t.Fatalf("Check 401: %v", err)
+	}
+	code = http.StatusInternalServerError
+	if _, err := s.ListSnapshots(ctx, "inst"); !errors.Is(err, ErrServer) {
+		t.Fatalf("500: %v", err)
+	}
+	if strings.Contains(s.RepoURL("inst"), "pw") {
+		t.Fatal("repository URL carries the password")
+	}
+
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	s = Server{URL: slow.URL, User: "alice", Password: "pw", Timeout: 200 * time.Millisecond}
+	if _, err := s.ListSnapshots(ctx, "inst"); !errors.Is(err, ErrUnreachable) || strings.Contains(err.Error(), "pw") {
+		t.Fatalf("slow server: %v", err)
+	}
+}
