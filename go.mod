@@ -3,6 +3,7 @@ module git.timemachine.center/timemachine/instance-sync
 go 1.26.0
 
 require (
+	github.com/klauspost/compress v1.18.0
 	github.com/ncruces/zenity v0.10.14
 	github.com/oklog/ulid/v2 v2.1.2
 	github.com/prometheus/client_golang v1.22.0
