@@ -246,4 +246,4 @@ func (s *session) lastManifest() scope.Manifest {
 	return s.state.Manifest
 }
 
-func (s *session) save() error { return s.paths.SaveState(s.state) }
+func (s *session) save() error { return s.paths.SaveState(&s.state) }

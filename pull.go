@@ -44,10 +44,6 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	cur, err := s.walk()
-	if err != nil {
-		return Result{}, fmt.Errorf("reading the instance: %w", err)
-	}
 	g, err := s.graph(ctx, listing)
 	if err != nil {
 		return Result{}, err
@@ -64,13 +60,25 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 			}
 		}
 	}
-	plan := history.Decide(history.Input{
-		LocalChanged: s.localChanged(cur),
-		Last:         s.state.Last,
-		Skipped:      s.state.Skipped,
-		Restoring:    s.state.Restoring,
-		Graph:        g,
-	})
+	in := history.Input{
+		Last:      s.state.Last,
+		Skipped:   s.state.Skipped,
+		Restoring: s.state.Restoring,
+		Graph:     g,
+	}
+	// When the cloud holds nothing this computer has not synced, the pull
+	// does nothing whatever the local files look like (local changes are
+	// the exit hook's to push), so it does not stat them: this is the
+	// path every game start takes. A first sync still looks, to say
+	// whether there is anything to push.
+	var cur scope.Manifest
+	if plan := history.Decide(in); plan.Action != history.Nothing || !s.state.Synced() {
+		if cur, err = s.walk(); err != nil {
+			return Result{}, fmt.Errorf("reading the instance: %w", err)
+		}
+		in.LocalChanged = s.localChanged(cur)
+	}
+	plan := history.Decide(in)
 	u.Event(ui.Event{Type: "decision", Data: map[string]any{"action": plan.Action.String(), "target": plan.Target, "reason": plan.Reason}})
 	switch plan.Action {
 	case history.Nothing:

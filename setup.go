@@ -71,8 +71,10 @@ func Init(ctx context.Context, o InitOptions) (instance.Config, error) {
 	}
 	// A state recorded for another instance describes another repository.
 	if old, err := p.LoadConfig(); err == nil && old.InstanceID != id {
-		if err := os.Remove(p.State()); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return instance.Config{}, err
+		for _, f := range []string{p.State(), p.Manifest()} {
+			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return instance.Config{}, err
+			}
 		}
 	}
 	cfg := instance.Config{Version: instance.ConfigVersion, URL: url, InstanceID: id, User: o.Token.User, Label: o.Label}

@@ -69,8 +69,11 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 	m := scope.Manifest{"saves/W/level.dat": {Size: 3, MTime: 5, Mode: 0o644}}
 	s.SetManifest(m)
-	if err := p.SaveState(s); err != nil {
+	if err := p.SaveState(&s); err != nil {
 		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(p.State()); strings.Contains(string(data), "level.dat") {
+		t.Fatalf("state.json holds the manifest: %s", data)
 	}
 	got, err := p.LoadState()
 	if err != nil {
@@ -87,24 +90,46 @@ func TestStateRoundTrip(t *testing.T) {
 	}
 	// Saving a state whose manifest was never decoded keeps it.
 	got.Manifest = nil
-	if err := p.SaveState(got); err != nil {
+	if err := p.SaveState(&got); err != nil {
 		t.Fatal(err)
 	}
 	again, _ := p.LoadState()
 	if err := again.LoadManifest(); err != nil || !reflect.DeepEqual(again.Manifest, m) {
 		t.Fatalf("manifest lost by a save without decoding: %v, %v", again.Manifest, err)
 	}
+	// A manifest.json from a sync interrupted before state.json was written
+	// does not pass for the last sync's.
+	other := scope.Manifest{"saves/W/level.dat": {Size: 4, MTime: 5, Mode: 0o644}}
+	raw, _ := json.Marshal(other)
+	os.WriteFile(p.Manifest(), raw, 0o600)
+	again, _ = p.LoadState()
+	if err := again.LoadManifest(); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("mismatched manifest.json: LoadManifest = %v", err)
+	}
+	// A state.json written by an earlier build, manifest inline, still reads.
+	os.Remove(p.Manifest())
+	old, _ := json.Marshal(map[string]any{"version": 1, "last_snapshot": id, "manifest": m, "manifest_digest": m.Digest()})
+	os.WriteFile(p.State(), old, 0o600)
+	again, err = p.LoadState()
+	if err != nil || !again.Synced() {
+		t.Fatalf("inline manifest state: %v, synced %v", err, again.Synced())
+	}
+	if err := again.LoadManifest(); err != nil || !reflect.DeepEqual(again.Manifest, m) {
+		t.Fatalf("inline manifest = %v, %v", again.Manifest, err)
+	}
 	// An empty manifest (synced an empty scope) is not "never synced".
 	s.SetManifest(scope.Manifest{})
-	p.SaveState(s)
+	p.SaveState(&s)
 	got, _ = p.LoadState()
 	if !got.Synced() {
 		t.Fatal("empty manifest read back as never synced")
 	}
 	if runtime.GOOS != "windows" {
-		fi, _ := os.Stat(p.State())
-		if fi.Mode().Perm() != 0o600 {
-			t.Fatalf("state.json mode %o", fi.Mode().Perm())
+		for _, f := range []string{p.State(), p.Manifest()} {
+			fi, _ := os.Stat(f)
+			if fi.Mode().Perm() != 0o600 {
+				t.Fatalf("%s mode %o", f, fi.Mode().Perm())
+			}
 		}
 	}
 }

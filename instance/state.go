@@ -30,12 +30,13 @@ type State struct {
 	Known map[string]history.Snapshot `json:"known,omitempty"`
 	// Manifest is the scope as it was right after the last sync; nil when
 	// this machine never synced or when it has not been decoded yet
-	// (LoadManifest). Set it with SetManifest.
+	// (LoadManifest). Set it with SetManifest. It is kept in its own file,
+	// manifest.json: a no-op sync compares ManifestDigest with the files
+	// now and never reads it, and on a large instance it is a megabyte.
 	Manifest scope.Manifest `json:"-"`
-	// RawManifest is the manifest as stored. A no-op sync compares digests
-	// and never decodes it: on a large instance that is most of the cost
-	// of reading state.json.
-	RawManifest json.RawMessage `json:"manifest"`
+	// RawManifest is a manifest stored inside state.json, as earlier
+	// builds did. It is read, never written.
+	RawManifest json.RawMessage `json:"manifest,omitempty"`
 	// ManifestDigest is scope.Manifest.Digest of the manifest.
 	ManifestDigest string `json:"manifest_digest,omitempty"`
 	// Restoring marks a restore in progress: a run that finds it finishes
@@ -46,32 +47,56 @@ type State struct {
 	PendingPush string `json:"pending_push,omitempty"`
 	// LastSync is when the last pull or push finished.
 	LastSync time.Time `json:"last_sync,omitempty"`
+
+	manifestFile  string // where LoadManifest reads the manifest
+	manifestDirty bool   // SetManifest was called since the last save
 }
 
 // Synced reports whether this machine has a manifest from a sync.
 func (s *State) Synced() bool {
-	return s.Manifest != nil || (len(s.RawManifest) > 0 && string(s.RawManifest) != "null")
+	return s.Manifest != nil || s.ManifestDigest != "" || s.inline()
 }
 
-// SetManifest records the scope after a sync.
+func (s *State) inline() bool {
+	return len(s.RawManifest) > 0 && string(s.RawManifest) != "null"
+}
+
+// SetManifest records the scope after a sync; SaveState writes it.
 func (s *State) SetManifest(m scope.Manifest) {
 	if m == nil {
 		m = scope.Manifest{}
 	}
-	s.Manifest, s.RawManifest, s.ManifestDigest = m, nil, m.Digest()
+	s.Manifest, s.RawManifest, s.ManifestDigest, s.manifestDirty = m, nil, m.Digest(), true
 }
 
-// LoadManifest decodes the stored manifest, once.
+// LoadManifest decodes the stored manifest, once. A manifest.json that does
+// not match state.json's digest (a sync interrupted between writing the
+// two) is an error: callers then treat every file as changed, which never
+// overwrites anything.
 func (s *State) LoadManifest() error {
 	if s.Manifest != nil || !s.Synced() {
 		return nil
 	}
+	data, name := []byte(s.RawManifest), "state.json"
+	if !s.inline() {
+		if s.manifestFile == "" {
+			return errors.New("the last sync's manifest was never saved")
+		}
+		var err error
+		if data, err = os.ReadFile(s.manifestFile); err != nil {
+			return err
+		}
+		name = s.manifestFile
+	}
 	var m scope.Manifest
-	if err := json.Unmarshal(s.RawManifest, &m); err != nil {
-		return err
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
 	if m == nil {
 		m = scope.Manifest{}
+	}
+	if s.ManifestDigest != "" && m.Digest() != s.ManifestDigest {
+		return fmt.Errorf("%s does not match state.json (a sync was interrupted)", name)
 	}
 	s.Manifest = m
 	return nil
@@ -99,7 +124,7 @@ func ParseState(data []byte) (State, error) {
 func (p Paths) LoadState() (State, error) {
 	data, err := os.ReadFile(p.State())
 	if errors.Is(err, fs.ErrNotExist) {
-		return State{Version: StateVersion}, nil
+		return State{Version: StateVersion, manifestFile: p.Manifest()}, nil
 	}
 	if err != nil {
 		return State{}, err
@@ -109,22 +134,31 @@ func (p Paths) LoadState() (State, error) {
 		return State{}, &FileError{Path: p.State(), Problem: err.Error(),
 			Fix: "delete it to start over (nothing is lost: the next pull compares with the cloud and asks before replacing anything)"}
 	}
+	s.manifestFile = p.Manifest()
 	return s, nil
 }
 
-// SaveState writes state.json atomically.
-func (p Paths) SaveState(s State) error {
+// SaveState writes state.json atomically, and first manifest.json when the
+// manifest was set since the last save.
+func (p Paths) SaveState(s *State) error {
 	s.Version = StateVersion
-	if s.Manifest != nil {
+	if s.manifestDirty {
 		raw, err := json.Marshal(s.Manifest)
 		if err != nil {
 			return err
 		}
-		s.RawManifest = raw
+		if err := atomicfile.Write(p.Manifest(), append(raw, '\n'), 0o600); err != nil {
+			return err
+		}
+		s.RawManifest = nil
 	}
 	data, err := json.Marshal(s)
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(p.State(), append(data, '\n'), 0o600)
+	if err := atomicfile.Write(p.State(), append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	s.manifestDirty, s.manifestFile = false, p.Manifest()
+	return nil
 }
