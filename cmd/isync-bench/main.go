@@ -34,6 +34,7 @@ func run() int {
 	keep := flag.Bool("keep", false, "keep the generated data (printed at the end)")
 	verbose := flag.Bool("v", false, "print every timed command")
 	serve := flag.Bool("serve", false, "only start the rest-server and an account (for profiling by hand); stop with Ctrl-C")
+	reuse := flag.String("reuse", "", "with -serve: serve the data a -keep run left in this folder, on this address (e.g. /tmp/isync-bench-1/server=127.0.0.1:44977)")
 	flag.Parse()
 	var sizes []string
 	switch *size {
@@ -48,6 +49,9 @@ func run() int {
 	if *runs < 1 {
 		fmt.Fprintln(os.Stderr, "isync-bench: -runs must be at least 1")
 		return 2
+	}
+	if *serve && *reuse != "" {
+		return reuseServe(*reuse)
 	}
 	b, cleanup, err := setup(*runs, *verbose)
 	if err != nil {
@@ -91,6 +95,9 @@ func run() int {
 	return 0
 }
 
+// The account both tools use.
+const benchUser, benchPassword = "bench", "bench-password-0123456789"
+
 // setup builds instance-sync, starts the rest-server and prepares the
 // environment both tools run in.
 func setup(runs int, verbose bool) (*bench, func(), error) {
@@ -118,7 +125,7 @@ func setup(runs int, verbose bool) (*bench, func(), error) {
 		return fail(fmt.Errorf("building instance-sync (run from the module root): %w", err))
 	}
 	log.SetOutput(io.Discard) // rest-server logs every repository it creates
-	const user, password = "bench", "bench-password-0123456789"
+	const user, password = benchUser, benchPassword
 	srv, err := testserver.Start(filepath.Join(tmp, "server"), "", map[string]string{user: password})
 	if err != nil {
 		return fail(err)
@@ -139,6 +146,28 @@ func setup(runs int, verbose bool) (*bench, func(), error) {
 	// One restic cache for both tools, inside the temp folder.
 	b.env = append(b.env, "XDG_CACHE_HOME="+filepath.Join(tmp, "cache"), "INSTANCE_SYNC_RESTIC="+resticBin)
 	return b, func() { srv.Close(); os.RemoveAll(tmp) }, nil
+}
+
+// reuseServe serves a kept run's repositories again, so the instances it
+// left can be synced by hand (for profiling).
+func reuseServe(spec string) int {
+	dir, addr, ok := strings.Cut(spec, "=")
+	if !ok {
+		fmt.Fprintln(os.Stderr, "isync-bench: -reuse: use FOLDER=HOST:PORT")
+		return 2
+	}
+	log.SetOutput(io.Discard)
+	srv, err := testserver.Start(dir, addr, map[string]string{benchUser: benchPassword})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "isync-bench:", err)
+		return 1
+	}
+	defer srv.Close()
+	fmt.Printf("rest-server on %s serving %s\n", srv.URL, dir)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt)
+	<-sig
+	return 0
 }
 
 func commandLine() string {
