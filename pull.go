@@ -211,15 +211,7 @@ func (s *session) graph(ctx context.Context, l remote.Listing) (history.Graph, e
 		}
 	}
 	if len(unknown) > 0 {
-		rc, err := s.resticClient(ctx)
-		if err != nil {
-			return nil, err
-		}
-		ids := unknown
-		if len(ids) > 200 {
-			ids = nil // all: a long history seen for the first time
-		}
-		snaps, err := rc.Snapshots(ctx, ids...)
+		snaps, err := s.snapshotMeta(ctx, unknown)
 		if err != nil {
 			return nil, err
 		}

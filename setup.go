@@ -71,7 +71,7 @@ func Init(ctx context.Context, o InitOptions) (instance.Config, error) {
 	}
 	// A state recorded for another instance describes another repository.
 	if old, err := p.LoadConfig(); err == nil && old.InstanceID != id {
-		for _, f := range []string{p.State(), p.Manifest()} {
+		for _, f := range []string{p.State(), p.Manifest(), p.MasterKey()} {
 			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return instance.Config{}, err
 			}

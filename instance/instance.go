@@ -1,6 +1,6 @@
 // Package instance is an instance's sync state on disk: the opt-in marker
 // and config (sync.json), the credentials (token), what was last synced
-// (state.json, manifest.json), the scope overrides (scope.json) and the local lock, all in
+// (state.json, manifest.json), the cached master key, the scope overrides (scope.json) and the local lock, all in
 // <pack>/.cloud-sync/.
 package instance
 
@@ -35,6 +35,7 @@ func (p Paths) Disabled() string         { return filepath.Join(p.Dir(), "sync.j
 func (p Paths) Token() string            { return filepath.Join(p.Dir(), "token") }
 func (p Paths) State() string            { return filepath.Join(p.Dir(), "state.json") }
 func (p Paths) Manifest() string         { return filepath.Join(p.Dir(), "manifest.json") }
+func (p Paths) MasterKey() string        { return filepath.Join(p.Dir(), "masterkey") }
 func (p Paths) Scope() string            { return filepath.Join(p.Dir(), "scope.json") }
 func (p Paths) FilesFrom() string        { return filepath.Join(p.Dir(), "files-from.txt") }
 func (p Paths) ExcludeFrom() string      { return filepath.Join(p.Dir(), "exclude-from.txt") }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/history"
+	"git.timemachine.center/timemachine/instance-sync/repofile"
 	"git.timemachine.center/timemachine/instance-sync/scope"
 )
 
@@ -238,4 +239,43 @@ func FuzzParseToken(f *testing.F) {
 			t.Fatalf("ParseToken(%q) = %+v", s, tok)
 		}
 	})
+}
+
+func TestMasterKeyCache(t *testing.T) {
+	p := Paths{Pack: t.TempDir()}
+	os.MkdirAll(p.Dir(), 0o700)
+	if _, ok := p.LoadMasterKey(); ok {
+		t.Fatal("a key was loaded from nothing")
+	}
+	k, err := repofile.ParseMasterKey([]byte(`{"mac":{"k":"AAECAwQFBgcICQoLDA0ODw==","r":"AAECAwQFBgcICQoLDA0ODw=="},"encrypt":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SaveMasterKey(k); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := p.LoadMasterKey()
+	if !ok || got != k {
+		t.Fatal("cached key did not read back")
+	}
+	if runtime.GOOS != "windows" {
+		fi, _ := os.Stat(p.MasterKey())
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("masterkey mode %o, want 600", fi.Mode().Perm())
+		}
+		os.Chmod(p.MasterKey(), 0o640)
+		if _, ok := p.LoadMasterKey(); ok {
+			t.Fatal("a key others can read was used")
+		}
+	}
+	os.WriteFile(p.MasterKey(), []byte(`{"mac":`), 0o600)
+	if _, ok := p.LoadMasterKey(); ok {
+		t.Fatal("a damaged key was used")
+	}
+	if err := p.ForgetMasterKey(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ForgetMasterKey(); err != nil {
+		t.Fatalf("forgetting twice: %v", err)
+	}
 }
