@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,7 +78,24 @@ func (s Scope) WalkFacts(pack string) (Manifest, Facts, error) {
 	if w.err != nil {
 		return nil, Facts{}, w.err
 	}
-	return w.m, Facts{Irregular: w.irregular}, nil
+	n := len(w.m)
+	for _, files := range w.found {
+		n += len(files)
+	}
+	m := make(Manifest, n)
+	maps.Copy(m, w.m)
+	for _, files := range w.found {
+		for _, f := range files {
+			m[f.path] = f.e
+		}
+	}
+	return m, Facts{Irregular: w.irregular}, nil
+}
+
+// found is one file a walk recorded.
+type found struct {
+	path string
+	e    Entry
 }
 
 // walkers bounds the folders read at once: enough to keep the disk busy
@@ -91,7 +109,8 @@ type walker struct {
 	wg   sync.WaitGroup
 
 	mu        sync.Mutex
-	m         Manifest
+	m         Manifest  // files named by the scope's include entries
+	found     [][]found // each folder's files, in the order folders finished
 	err       error
 	irregular int
 }
@@ -112,12 +131,12 @@ func (w *walker) dir(rel string) {
 		}
 		return
 	}
-	for p, e := range files {
-		w.m[p] = e
+	if len(files) > 0 {
+		w.found = append(w.found, files)
 	}
 }
 
-func (w *walker) read(rel string) (map[string]Entry, int, error) {
+func (w *walker) read(rel string) ([]found, int, error) {
 	f, err := os.Open(filepath.Join(w.pack, filepath.FromSlash(rel)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil // deleted while walking
@@ -130,7 +149,7 @@ func (w *walker) read(rel string) (map[string]Entry, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	files := make(map[string]Entry, len(entries))
+	files := make([]found, 0, len(entries))
 	irregular := 0
 	for _, d := range entries {
 		r := rel + "/" + d.Name()
@@ -152,7 +171,7 @@ func (w *walker) read(rel string) (map[string]Entry, int, error) {
 			if err != nil {
 				return nil, 0, err
 			}
-			files[r] = e
+			files = append(files, found{r, e})
 		}
 	}
 	return files, irregular, nil

@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"golang.org/x/term"
 
@@ -17,6 +19,19 @@ var version string
 func main() { os.Exit(run()) }
 
 func run() int {
+	// A CPU profile of one run, for finding where a hook's time goes
+	// (pprof merges the profiles of many runs).
+	if path := os.Getenv("INSTANCE_SYNC_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "instance-sync: INSTANCE_SYNC_CPUPROFILE:", err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	exe, _ := os.Executable()
 	return cli.Main(context.Background(), cli.Env{
 		Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
