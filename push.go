@@ -88,7 +88,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	for _, sk := range s.state.Skipped {
 		bases = appendUnique(bases, sk)
 	}
-	id, err := s.backup(ctx, history.KindPush, bases, cur)
+	id, err := s.backup(ctx, history.KindPush, bases, parentIn(listing, s.state.Last), cur)
 	partial := errors.Is(err, restic.ErrPartial)
 	if err != nil && !partial {
 		return Result{}, err
@@ -113,7 +113,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 // backup writes the file lists and runs restic backup from the pack folder
 // with relative paths, so the snapshot restores into any folder. It records
 // the new snapshot's metadata in state (not saved).
-func (s *session) backup(ctx context.Context, kind string, bases []string, cur scope.Manifest) (string, error) {
+func (s *session) backup(ctx context.Context, kind string, bases []string, parent string, cur scope.Manifest) (string, error) {
 	rc, err := s.resticClient(ctx)
 	if err != nil {
 		return "", err
@@ -150,7 +150,7 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, cur s
 		var err error
 		sum, err = rc.Backup(ctx, restic.BackupOptions{
 			FilesFrom: s.paths.FilesFrom(), ExcludeFile: s.paths.ExcludeFrom(), Host: s.opt.Hostname,
-			Tags: tags, Parent: s.state.Last,
+			Tags: tags, Parent: parent,
 		}, func(st restic.Status) { u.ProgressUpdate(progressOf("push", st)) })
 		return err
 	})
@@ -191,7 +191,7 @@ func (s *session) safety(ctx context.Context, cur scope.Manifest) (string, error
 	if s.state.Last != "" {
 		bases = []string{s.state.Last}
 	}
-	id, err := s.backup(ctx, history.KindSafety, bases, cur)
+	id, err := s.backup(ctx, history.KindSafety, bases, parentIn(listing, s.state.Last), cur)
 	if err != nil {
 		return "", fmt.Errorf("safety snapshot before replacing local files: %w; nothing was replaced", err)
 	}
@@ -212,6 +212,18 @@ func (s *session) withUnlock(ctx context.Context, f func() error) error {
 		return err
 	}
 	return f()
+}
+
+// parentIn is the --parent for a backup: the last synced snapshot while
+// the server still has it. A repository deleted and created again (by the
+// operator, or lost) no longer does, and restic refuses a missing parent;
+// the parent only spares restic reading unchanged files, so the backup
+// goes on without it. The snapshot still names the old one as its base.
+func parentIn(l remote.Listing, last string) string {
+	if _, ok := l.Snapshots[last]; ok {
+		return last
+	}
+	return ""
 }
 
 func checkOpenWorlds(pack string) error { return worldlock.Check(pack) }
