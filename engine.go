@@ -224,13 +224,14 @@ func (s *session) walk() (scope.Manifest, error) {
 	return m, err
 }
 
-// localChanged compares the scope now with the last synced manifest.
-func (s *session) localChanged(cur scope.Manifest) bool {
+// localChanged compares the scope now (cur, whose digest is digest) with
+// the last synced manifest.
+func (s *session) localChanged(cur scope.Manifest, digest string) bool {
 	if !s.state.Synced() {
 		return len(cur) > 0
 	}
 	if s.state.ManifestDigest != "" {
-		return cur.Digest() != s.state.ManifestDigest
+		return digest != s.state.ManifestDigest
 	}
 	if err := s.state.LoadManifest(); err != nil {
 		return true // unreadable: treat as changed, which never overwrites

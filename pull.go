@@ -76,7 +76,7 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 		if cur, err = s.walk(); err != nil {
 			return Result{}, fmt.Errorf("reading the instance: %w", err)
 		}
-		in.LocalChanged = s.localChanged(cur)
+		in.LocalChanged = s.localChanged(cur, cur.Digest())
 	}
 	plan := history.Decide(in)
 	u.Event(ui.Event{Type: "decision", Data: map[string]any{"action": plan.Action.String(), "target": plan.Target, "reason": plan.Reason}})

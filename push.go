@@ -6,13 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/history"
 	"git.timemachine.center/timemachine/instance-sync/instance"
-	"git.timemachine.center/timemachine/instance-sync/internal/atomicfile"
 	"git.timemachine.center/timemachine/instance-sync/internal/worldlock"
 	"git.timemachine.center/timemachine/instance-sync/remote"
 	"git.timemachine.center/timemachine/instance-sync/restic"
@@ -45,7 +45,8 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the instance: %w", err)
 	}
-	if !s.localChanged(cur) && len(s.state.Skipped) == 0 {
+	digest := cur.Digest()
+	if !s.localChanged(cur, digest) && len(s.state.Skipped) == 0 {
 		return s.done(Result{Action: "nothing", Snapshot: s.state.Last, Message: "nothing to push"})
 	}
 	if len(cur) == 0 {
@@ -98,7 +99,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if !partial {
 		// The manifest is the walk taken before the backup: a file changed
 		// during the backup shows as changed next time and is pushed again.
-		s.state.SetManifest(cur)
+		s.state.SetManifestDigest(cur, digest)
 	}
 	s.state.LastSync = time.Now().UTC()
 	if err := s.save(); err != nil {
@@ -129,10 +130,12 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	for _, p := range targets {
 		list.WriteString(filepath.FromSlash(p) + "\n")
 	}
-	if err := atomicfile.Write(s.paths.FilesFrom(), []byte(list.String()), 0o600); err != nil {
+	// restic's inputs are written again before every backup and read only
+	// by it: no fsync (a crash can only lose a file the next push rewrites).
+	if err := os.WriteFile(s.paths.FilesFrom(), []byte(list.String()), 0o600); err != nil {
 		return "", err
 	}
-	if err := atomicfile.Write(s.paths.ExcludeFrom(), []byte(strings.Join(excludes, "\n")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(s.paths.ExcludeFrom(), []byte(strings.Join(excludes, "\n")+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	attempt := newAttempt()

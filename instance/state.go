@@ -66,7 +66,15 @@ func (s *State) SetManifest(m scope.Manifest) {
 	if m == nil {
 		m = scope.Manifest{}
 	}
-	s.Manifest, s.RawManifest, s.ManifestDigest, s.manifestDirty = m, nil, m.Digest(), true
+	s.SetManifestDigest(m, m.Digest())
+}
+
+// SetManifestDigest is SetManifest with m's digest already computed.
+func (s *State) SetManifestDigest(m scope.Manifest, digest string) {
+	if m == nil {
+		m = scope.Manifest{}
+	}
+	s.Manifest, s.RawManifest, s.ManifestDigest, s.manifestDirty = m, nil, digest, true
 }
 
 // LoadManifest decodes the stored manifest, once. A manifest.json that does
@@ -143,11 +151,8 @@ func (p Paths) LoadState() (State, error) {
 func (p Paths) SaveState(s *State) error {
 	s.Version = StateVersion
 	if s.manifestDirty {
-		raw, err := json.Marshal(s.Manifest)
-		if err != nil {
-			return err
-		}
-		if err := atomicfile.Write(p.Manifest(), append(raw, '\n'), 0o600); err != nil {
+		raw := append(s.Manifest.AppendJSON(nil), '\n')
+		if err := atomicfile.Write(p.Manifest(), raw, 0o600); err != nil {
 			return err
 		}
 		s.RawManifest = nil

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -210,6 +211,52 @@ func (m Manifest) Digest() string {
 		h.Write(buf)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// AppendJSON appends the manifest as JSON, exactly as encoding/json writes
+// it (keys sorted, the same escapes), at a fraction of the cost: state is
+// written after every push and pull, and reflection over 10,000 entries was
+// most of that write.
+func (m Manifest) AppendJSON(b []byte) []byte {
+	paths := m.Paths()
+	// One allocation of about the right size: growing a megabyte step by
+	// step costs more in fresh pages than the encoding itself.
+	n := 2
+	for _, p := range paths {
+		n += len(p) + 64
+	}
+	b = slices.Grow(b, n)
+	b = append(b, '{')
+	for i, p := range paths {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, p)
+		e := m[p]
+		b = append(b, `:{"s":`...)
+		b = strconv.AppendInt(b, e.Size, 10)
+		b = append(b, `,"m":`...)
+		b = strconv.AppendInt(b, e.MTime, 10)
+		b = append(b, `,"p":`...)
+		b = strconv.AppendUint(b, uint64(e.Mode), 10)
+		b = append(b, '}')
+	}
+	return append(b, '}')
+}
+
+// appendJSONString quotes s as encoding/json does. Printable ASCII other
+// than the characters it escapes goes as is; anything else (rare in a
+// path) is left to encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // Bytes is the total size of the files in the manifest.

@@ -76,3 +76,36 @@ func FuzzManifestUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// TestAppendJSONMatchesEncodingJSON: the manifest writer's bytes are
+// encoding/json's, for names it writes as they are and names it escapes.
+func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
+	for _, m := range []Manifest{
+		{},
+		{"saves/World 1/region/r.0.0.mca": {Size: 3 << 20, MTime: 1764000000123456789, Mode: 0o644}, "options.txt": {MTime: -1, Mode: 0o600}},
+		{"a\"b\\c": {Size: 1}, "tab\there": {}, "<script>&": {Mode: 0o777}, "é/ü": {Size: -1}, "bad\xffutf8": {}, "\u2028": {}, "z": {}},
+	} {
+		want, err := json.Marshal(map[string]Entry(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.AppendJSON(nil); string(got) != string(want) {
+			t.Errorf("AppendJSON:\n got %s\nwant %s", got, want)
+		}
+	}
+}
+
+func FuzzAppendJSON(f *testing.F) {
+	f.Add("saves/World/level.dat", int64(5), int64(1764000000000000000), uint32(0o644))
+	f.Add("a\"<\xff", int64(-1), int64(0), uint32(0))
+	f.Fuzz(func(t *testing.T, p string, size, mtime int64, mode uint32) {
+		m := Manifest{p: {Size: size, MTime: mtime, Mode: mode}, "options.txt": {Size: 1}}
+		want, err := json.Marshal(map[string]Entry(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.AppendJSON(nil); string(got) != string(want) {
+			t.Fatalf("AppendJSON:\n got %s\nwant %s", got, want)
+		}
+	})
+}

@@ -311,6 +311,17 @@ func (s Scope) ResticFilter(m Manifest, f Facts) (targets, excludes []string, ok
 		}
 		excludes = append(excludes, q)
 	}
+	// Each include entry as the file it names or the prefix of what its
+	// folder holds, made once: this loop runs for every file.
+	type include struct {
+		name, prefix string
+		isDir        bool
+	}
+	incs := make([]include, len(s.Include))
+	for i, inc := range s.Include {
+		dir, isDir := strings.CutSuffix(inc, "/")
+		incs[i] = include{name: dir, prefix: dir + "/", isDir: isDir}
+	}
 	used := map[string]bool{}
 	for p := range m {
 		base := p[strings.LastIndexByte(p, '/')+1:]
@@ -319,9 +330,9 @@ func (s Scope) ResticFilter(m Manifest, f Facts) (targets, excludes []string, ok
 				return nil, nil, false
 			}
 		}
-		for _, inc := range s.Include {
-			if dir, isDir := strings.CutSuffix(inc, "/"); isDir && strings.HasPrefix(p, dir+"/") || p == inc {
-				used[strings.TrimSuffix(inc, "/")] = true
+		for _, inc := range incs {
+			if inc.isDir && strings.HasPrefix(p, inc.prefix) || !inc.isDir && p == inc.name {
+				used[inc.name] = true
 			}
 		}
 	}
