@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"runtime"
 
 	"git.timemachine.center/timemachine/instance-sync/internal/atomicfile"
 	"git.timemachine.center/timemachine/instance-sync/repofile"
@@ -20,7 +19,7 @@ import (
 // a shortcut, and the caller asks restic again.
 func (p Paths) LoadMasterKey() (repofile.Key, bool) {
 	fi, err := os.Stat(p.MasterKey())
-	if err != nil || (runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0) {
+	if err != nil || readableByOthers(fi) {
 		return repofile.Key{}, false
 	}
 	data, err := os.ReadFile(p.MasterKey())

@@ -42,7 +42,7 @@ func ReadToken(path string) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+	if readableByOthers(fi) {
 		return Token{}, &FileError{Path: path, Problem: fmt.Sprintf("token is readable by other users (mode %04o)", fi.Mode().Perm()),
 			Fix: fmt.Sprintf(`run "chmod 600 %s"`, path)}
 	}
@@ -60,4 +60,10 @@ func ReadToken(path string) (Token, error) {
 // WriteToken writes a token file with mode 0600.
 func WriteToken(path string, t Token) error {
 	return atomicfile.Write(path, []byte(t.User+":"+t.Password+"\n"), 0o600)
+}
+
+// readableByOthers reports whether a secret's file grants any access to
+// its group or others (Windows has no such bits to check).
+func readableByOthers(fi fs.FileInfo) bool {
+	return runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0
 }

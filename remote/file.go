@@ -33,13 +33,8 @@ func (s Server) SnapshotFile(ctx context.Context, instanceID, id string) ([]byte
 	case http.StatusOK:
 	case http.StatusNotFound:
 		return nil, fmt.Errorf("%w: snapshot %s of %s on %s", ErrNotFound, id[:8], instanceID, s.base())
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return nil, fmt.Errorf("%w for %s", ErrAuth, s.base())
 	default:
-		if resp.StatusCode >= 500 {
-			return nil, fmt.Errorf("%w: %s answered %s reading snapshot %s; try again later", ErrServer, s.base(), resp.Status, id[:8])
-		}
-		return nil, fmt.Errorf("%s answered %s reading snapshot %s; try again later", s.base(), resp.Status, id[:8])
+		return nil, s.statusError(resp, "reading snapshot "+id[:8], "")
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxSnapshotFile+1))
 	if err != nil {

@@ -132,16 +132,31 @@ func (s Server) Check(ctx context.Context, instanceID string) error {
 		return err
 	}
 	resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return fmt.Errorf("%w for %s", ErrAuth, s.base())
-	case resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound:
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound {
 		return nil
-	case resp.StatusCode >= 500:
-		return fmt.Errorf("%w: %s answered %s; try again later or ask the server's operator", ErrServer, s.base(), resp.Status)
-	default:
-		return fmt.Errorf("%s answered %s; try again later or ask the server's operator", s.base(), resp.Status)
 	}
+	return s.statusError(resp, "", "ask the server's operator")
+}
+
+// statusError is the error for an answer that is neither a success nor a
+// not-found the caller handles: ErrAuth for 401/403, ErrServer for 5xx.
+// doing ("listing snapshots") and also (another way out) are optional.
+func (s Server) statusError(resp *http.Response, doing, also string) error {
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("%w for %s", ErrAuth, s.base())
+	}
+	msg := s.base() + " answered " + resp.Status
+	if doing != "" {
+		msg += " " + doing
+	}
+	msg += "; try again later"
+	if also != "" {
+		msg += " or " + also
+	}
+	if resp.StatusCode >= 500 {
+		return fmt.Errorf("%w: %s", ErrServer, msg)
+	}
+	return errors.New(msg)
 }
 
 // Listing is what the server holds for one instance.
@@ -162,13 +177,8 @@ func (s Server) ListSnapshots(ctx context.Context, instanceID string) (Listing, 
 	case http.StatusOK:
 	case http.StatusNotFound:
 		return Listing{Exists: false}, nil
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return Listing{}, fmt.Errorf("%w for %s", ErrAuth, s.base())
 	default:
-		if resp.StatusCode >= 500 {
-			return Listing{}, fmt.Errorf("%w: %s answered %s listing snapshots; try again later", ErrServer, s.base(), resp.Status)
-		}
-		return Listing{}, fmt.Errorf("%s answered %s listing snapshots; try again later", s.base(), resp.Status)
+		return Listing{}, s.statusError(resp, "listing snapshots", "")
 	}
 	var entries []struct {
 		Name string `json:"name"`
