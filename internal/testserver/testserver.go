@@ -1,17 +1,20 @@
 // Package testserver runs the upstream rest-server handler in-process on
 // loopback, append-only with private repositories, exactly as players'
 // servers run it. Tests and the demo use it; nothing here is a stand-in.
+//
+// Passwords are checked in front of the handler, which takes the user from
+// a header (its ProxyAuthUsername mode, as cloud-svc runs it), against
+// bcrypt hashes as in an htpasswd file. rest-server's own htpasswd cache
+// has a data race (a timer wipes cached verifiers while requests read
+// them), which the race detector reports in any test that runs long
+// enough.
 package testserver
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 
 	restserver "github.com/restic/rest-server"
@@ -25,8 +28,34 @@ type Server struct {
 	srv     *http.Server
 	ln      net.Listener
 
-	mu   sync.Mutex
-	hook func(w http.ResponseWriter, r *http.Request) bool
+	mu       sync.Mutex
+	hook     func(w http.ResponseWriter, r *http.Request) bool
+	verified map[string]string // user → password that passed bcrypt
+}
+
+// userHeader carries the checked user to the rest-server handler.
+const userHeader = "X-Testserver-User"
+
+// valid checks a password against the user's bcrypt hash, remembering
+// what passed (restic makes hundreds of requests in a backup).
+func (s *Server) valid(hashes map[string][]byte, user, pw string) bool {
+	s.mu.Lock()
+	ok := s.verified[user] == pw && pw != ""
+	s.mu.Unlock()
+	if ok {
+		return true
+	}
+	h, known := hashes[user]
+	if !known || bcrypt.CompareHashAndPassword(h, []byte(pw)) != nil {
+		return false
+	}
+	s.mu.Lock()
+	if s.verified == nil {
+		s.verified = map[string]string{}
+	}
+	s.verified[user] = pw
+	s.mu.Unlock()
+	return true
 }
 
 // Start serves a rest-server over dataDir with the given users
@@ -35,29 +64,20 @@ func Start(dataDir, addr string, users map[string]string) (*Server, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, err
 	}
-	htpasswd := filepath.Join(dataDir, ".htpasswd")
-	names := make([]string, 0, len(users))
-	for u := range users {
-		names = append(names, u)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, u := range names {
-		// The minimum cost keeps tests fast; the format is the real one.
-		h, err := bcrypt.GenerateFromPassword([]byte(users[u]), bcrypt.MinCost)
+	hashes := make(map[string][]byte, len(users))
+	for u, pw := range users {
+		// The minimum cost keeps tests fast; the check is the real one.
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(&b, "%s:%s\n", u, h)
-	}
-	if err := os.WriteFile(htpasswd, []byte(b.String()), 0o600); err != nil {
-		return nil, err
+		hashes[u] = h
 	}
 	rs := &restserver.Server{
-		Path:         dataDir,
-		HtpasswdPath: htpasswd,
-		AppendOnly:   true,
-		PrivateRepos: true,
+		Path:              dataDir,
+		AppendOnly:        true,
+		PrivateRepos:      true,
+		ProxyAuthUsername: userHeader,
 	}
 	h, err := restserver.NewHandler(rs)
 	if err != nil {
@@ -78,7 +98,11 @@ func Start(dataDir, addr string, users map[string]string) (*Server, error) {
 		if hook != nil && hook(w, r) {
 			return
 		}
-		h.ServeHTTP(w, r)
+		r.Header.Del(userHeader) // only this wrapper sets it
+		if u, pw, ok := r.BasicAuth(); ok && s.valid(hashes, u, pw) {
+			r.Header.Set(userHeader, u)
+		}
+		h.ServeHTTP(w, r) // without the header: 401
 	})}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
