@@ -301,16 +301,39 @@ func (g *gui) window(title string) {
 			break
 		}
 		if time.Now().After(deadline) {
-			g.t.Fatalf("no window titled %q appeared", title)
+			g.t.Fatalf("no window titled %q appeared; visible: %s", title, g.visible())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// GTK draws and takes focus a moment after mapping the window.
+	// GTK draws and takes focus a moment after mapping the window; on a
+	// loaded machine (the race detector) later than usual, and keys typed
+	// before the focus holds are lost. Focus until it sticks.
 	time.Sleep(700 * time.Millisecond)
-	if _, err := g.xdotool("windowfocus", "--sync", g.win); err != nil {
-		g.t.Fatalf("focus %q: %v", title, err)
+	for range 20 {
+		if _, err := g.xdotool("windowfocus", "--sync", g.win); err != nil {
+			g.t.Fatalf("focus %q: %v", title, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if got, err := g.xdotool("getwindowfocus"); err == nil && got == g.win {
+			return
+		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	g.t.Fatalf("window %q does not keep the keyboard focus", title)
+}
+
+// visible names the visible windows, for a failure message.
+func (g *gui) visible() string {
+	ids, _ := g.xdotool("search", "--onlyvisible", "--name", ".")
+	var names []string
+	for _, id := range strings.Fields(ids) {
+		if n, err := g.xdotool("getwindowname", id); err == nil && n != "" {
+			names = append(names, strconv.Quote(n))
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 func (g *gui) key(k string) {
