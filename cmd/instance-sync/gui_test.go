@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -224,25 +225,45 @@ type gui struct {
 	env     []string
 	shots   string
 	win     string // the window last found
+	running *proc  // the command last started, for failure messages
 }
 
 type proc struct {
 	g    *gui
 	cmd  *exec.Cmd
-	out  *bytes.Buffer
+	out  *lockedBuffer
 	done chan error
+}
+
+// lockedBuffer is the command's output, readable while it still runs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func (g *gui) start(args ...string) *proc {
 	g.t.Helper()
 	cmd := exec.Command(g.bin, args...)
 	cmd.Env = g.env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		g.t.Fatal(err)
 	}
-	p := &proc{g: g, cmd: cmd, out: &out, done: make(chan error, 1)}
+	p := &proc{g: g, cmd: cmd, out: out, done: make(chan error, 1)}
+	g.running = p
 	go func() { p.done <- cmd.Wait() }()
 	g.t.Cleanup(func() { _ = cmd.Process.Kill() })
 	return p
@@ -262,9 +283,9 @@ func (p *proc) wait() (int, string) {
 			p.g.t.Fatal(err)
 		}
 		return 0, p.out.String()
-	case <-time.After(60 * time.Second):
+	case <-time.After(120 * time.Second):
 		_ = p.cmd.Process.Kill()
-		p.g.t.Fatalf("instance-sync still running after 60s\n%s", p.out.String())
+		p.g.t.Fatalf("instance-sync still running after 120s\n%s", p.out.String())
 		return -1, ""
 	}
 }
@@ -292,7 +313,7 @@ func (g *gui) xdotool(args ...string) (string, error) {
 // expression and gives it the keyboard.
 func (g *gui) window(title string) {
 	g.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		out, err := g.xdotool("search", "--onlyvisible", "--name", title)
 		if err == nil && out != "" {
@@ -301,7 +322,11 @@ func (g *gui) window(title string) {
 			break
 		}
 		if time.Now().After(deadline) {
-			g.t.Fatalf("no window titled %q appeared; visible: %s", title, g.visible())
+			output := "(none started)"
+			if g.running != nil {
+				output = g.running.out.String()
+			}
+			g.t.Fatalf("no window titled %q appeared; visible: %s; instance-sync printed:\n%s", title, g.visible(), output)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
