@@ -22,6 +22,7 @@ import (
 	"git.timemachine.center/timemachine/instance-sync/resticbin"
 	"git.timemachine.center/timemachine/instance-sync/scope"
 	"git.timemachine.center/timemachine/instance-sync/ui"
+	"git.timemachine.center/timemachine/instance-sync/watch"
 )
 
 // Options are shared by every operation.
@@ -46,6 +47,11 @@ type Options struct {
 	Stderr   io.Writer // restic's own messages; default os.Stderr
 	Hostname string    // default os.Hostname()
 	Getenv   func(string) string
+
+	// StartWatcher, when set, starts a change watcher for the pack folder
+	// (package watch) after a pull; the next push asks it instead of
+	// stat'ing every file. The command line sets it; nil starts none.
+	StartWatcher func(pack string) error
 
 	// HTTPTimeout bounds each request to the server (default 10s).
 	HTTPTimeout time.Duration
@@ -248,3 +254,73 @@ func (s *session) lastManifest() scope.Manifest {
 }
 
 func (s *session) save() error { return s.paths.SaveState(&s.state) }
+
+// watchBase is what a change watcher checks the files against: the last
+// sync, when the state is one a no-op push may trust (synced, nothing
+// skipped, pending or half-restored). ok is false otherwise.
+func watchBase(st *instance.State) (b watch.Base, ok bool) {
+	if st.Last == "" || st.ManifestDigest == "" || st.Restoring != "" || st.PendingPush != "" || len(st.Skipped) > 0 {
+		return watch.Base{}, false
+	}
+	return watch.Base{Last: st.Last, Digest: st.ManifestDigest}, true
+}
+
+// Watch runs the change watcher of the pack folder (package watch) until
+// something in scope changes, a push asks it, or watch.MaxAge passes. It
+// takes no lock: it only reads, and runs for as long as the game does.
+func Watch(opt Options) error {
+	if err := opt.defaults(); err != nil {
+		return err
+	}
+	paths := instance.Paths{Pack: opt.PackFolder}
+	if _, err := paths.LoadConfig(); err != nil {
+		return err
+	}
+	sc, err := paths.LoadScope()
+	if err != nil {
+		return err
+	}
+	st, err := paths.LoadState()
+	if err != nil {
+		return err
+	}
+	base, ok := watchBase(&st)
+	if !ok {
+		return errors.New("not watching: the last sync left work for the next push")
+	}
+	return watch.Serve(opt.PackFolder, sc, base, watch.MaxAge)
+}
+
+// keepWatcher leaves a change watcher running for the session that follows
+// a pull: the one already running when it watches the same sync, else a
+// new one. It never fails the pull: without a watcher the push walks.
+func (s *session) keepWatcher() {
+	if s.opt.StartWatcher == nil || !watch.Supported {
+		return
+	}
+	base, ok := watchBase(&s.state)
+	if !ok {
+		return
+	}
+	got, err := watch.Query(s.opt.PackFolder, watch.Ping, time.Second)
+	if err == nil && got == base {
+		return
+	}
+	if err == nil {
+		_, _ = watch.Query(s.opt.PackFolder, watch.Quit, time.Second)
+	}
+	if err := s.opt.StartWatcher(s.opt.PackFolder); err != nil {
+		s.opt.UI.Warn("cannot start the change watcher (the push after the game checks every file instead): " + err.Error())
+	}
+}
+
+// unchangedSinceSync reports whether the pull's change watcher saw
+// nothing in scope change since the last sync. It ends the watcher.
+func (s *session) unchangedSinceSync() bool {
+	base, ok := watchBase(&s.state)
+	if !ok || !watch.Supported {
+		return false
+	}
+	got, err := watch.Query(s.opt.PackFolder, watch.Quit, time.Second)
+	return err == nil && got == base
+}

@@ -30,7 +30,11 @@ func Pull(ctx context.Context, opt Options) (Result, error) {
 		return Result{}, err
 	}
 	defer s.close()
-	return s.pull(ctx)
+	r, err := s.pull(ctx)
+	if err == nil {
+		s.keepWatcher()
+	}
+	return r, err
 }
 
 func (s *session) pull(ctx context.Context) (Result, error) {

@@ -41,6 +41,11 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if s.state.Restoring != "" {
 		return Result{}, fmt.Errorf("a restore of %s was interrupted, so the files are half-restored; run \"instance-sync pull\" to finish it before pushing", short(s.state.Restoring))
 	}
+	if s.unchangedSinceSync() {
+		// The pull's change watcher saw nothing in scope change since the
+		// last sync: the walk below would find the same.
+		return s.done(Result{Action: "nothing", Snapshot: s.state.Last, Message: "nothing to push (no change since the pull)"})
+	}
 	cur, err := s.walk()
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the instance: %w", err)

@@ -17,6 +17,7 @@ import (
 	"git.timemachine.center/timemachine/instance-sync/restic"
 	"git.timemachine.center/timemachine/instance-sync/resticbin"
 	"git.timemachine.center/timemachine/instance-sync/ui"
+	"git.timemachine.center/timemachine/instance-sync/watch"
 )
 
 // Exit codes, stable and documented in the README.
@@ -38,8 +39,10 @@ type Env struct {
 	Stderr  io.Writer
 	Getenv  func(string) string
 	Version string // stamped build version
-	// Exe is the running binary's path (for hooks install).
-	Exe string
+	// Exe is the running binary's path (for hooks install and the change
+	// watcher); Argv0 the name it was started as.
+	Exe   string
+	Argv0 string
 	// IsTerminal reports whether stdin is a terminal (setup prompts only then).
 	IsTerminal func() bool
 }
@@ -131,6 +134,8 @@ func Main(ctx context.Context, env Env) int {
 		err = cmdVersion(ctx, env, args)
 	case "hooks":
 		return cmdHooks(ctx, env, args)
+	case "watch":
+		err = cmdWatch(env, args)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usageText)
 		return ExitOK
@@ -211,8 +216,22 @@ func (c *common) options(env Env) (instancesync.Options, error) {
 		Stderr:       env.Stderr,
 		Getenv:       env.Getenv,
 		// The name recorded with snapshots; the OS hostname by default.
-		Hostname: env.Getenv("INSTANCE_SYNC_HOSTNAME"),
+		Hostname:     env.Getenv("INSTANCE_SYNC_HOSTNAME"),
+		StartWatcher: c.watcher(env),
 	}, nil
+}
+
+// watcher starts the change watcher that lets the push after the game
+// skip its walk (Linux; off with INSTANCE_SYNC_WATCH=0).
+func (c *common) watcher(env Env) func(string) error {
+	if !watch.Supported || env.Exe == "" || env.Getenv("INSTANCE_SYNC_WATCH") == "0" {
+		return nil
+	}
+	argv0 := env.Argv0
+	if argv0 == "" {
+		argv0 = env.Exe
+	}
+	return func(pack string) error { return watch.Start(env.Exe, argv0, pack) }
 }
 
 // fail reports err through the UI too (a JSON error event; a dialog when

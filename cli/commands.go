@@ -17,6 +17,7 @@ import (
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/resticbin"
 	"git.timemachine.center/timemachine/instance-sync/ui"
+	"git.timemachine.center/timemachine/instance-sync/watch"
 )
 
 func cmdPull(ctx context.Context, env Env, args []string) error {
@@ -72,6 +73,30 @@ func cmdPush(ctx context.Context, env Env, args []string) error {
 	defer stop()
 	_, err = instancesync.Push(ctx, o)
 	return fail(o, err)
+}
+
+// cmdWatch runs the change watcher a pull starts in the background (see
+// package watch); not a command for players. It says why it stopped.
+func cmdWatch(env Env, args []string) error {
+	var c common
+	fs := newFlags(env, "watch", &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	o, err := c.options(env)
+	if err != nil {
+		return err
+	}
+	err = instancesync.Watch(o)
+	switch {
+	case err == nil:
+		fmt.Fprintln(env.Stderr, "instance-sync watch: done")
+	case errors.Is(err, watch.ErrChanged):
+		fmt.Fprintln(env.Stderr, "instance-sync watch:", err)
+	default:
+		return err
+	}
+	return nil
 }
 
 // cmdWrap pulls, runs the game, and pushes whatever the game's exit code:

@@ -47,7 +47,20 @@ type Facts struct {
 
 // WalkFacts is Walk, also reporting Facts.
 func (s Scope) WalkFacts(pack string) (Manifest, Facts, error) {
-	w := walker{s: s, pack: pack, m: Manifest{}, sem: make(chan struct{}, walkers)}
+	return s.walk(pack, nil)
+}
+
+// WalkEach is Walk calling before with each folder it reads (relative,
+// slash-separated), before reading it; an error from before ends the walk.
+// A change watcher uses it to watch each folder before taking its files'
+// stats, so no change falls between the two.
+func (s Scope) WalkEach(pack string, before func(rel string) error) (Manifest, error) {
+	m, _, err := s.walk(pack, before)
+	return m, err
+}
+
+func (s Scope) walk(pack string, before func(rel string) error) (Manifest, Facts, error) {
+	w := walker{s: s, pack: pack, m: Manifest{}, sem: make(chan struct{}, walkers), before: before}
 	for _, inc := range s.Include {
 		rel := strings.TrimSuffix(inc, "/")
 		fi, err := os.Lstat(filepath.Join(pack, filepath.FromSlash(rel)))
@@ -104,10 +117,11 @@ type found struct {
 const walkers = 16
 
 type walker struct {
-	s    Scope
-	pack string
-	sem  chan struct{}
-	wg   sync.WaitGroup
+	s      Scope
+	pack   string
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	before func(rel string) error
 
 	mu        sync.Mutex
 	m         Manifest  // files named by the scope's include entries
@@ -138,6 +152,11 @@ func (w *walker) dir(rel string) {
 }
 
 func (w *walker) read(rel string) ([]found, int, error) {
+	if w.before != nil {
+		if err := w.before(rel); err != nil {
+			return nil, 0, err
+		}
+	}
 	f, err := os.Open(filepath.Join(w.pack, filepath.FromSlash(rel)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, nil // deleted while walking

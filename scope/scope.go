@@ -183,6 +183,47 @@ func (s Scope) Included(rel string) bool {
 	return false
 }
 
+// Parents returns the folders above the include entries, the pack
+// folder ("") first and each folder before the ones inside it: a file or
+// folder in scope appears or vanishes as an entry of one of them.
+func (s Scope) Parents() []string {
+	out := []string{""}
+	for _, inc := range s.Include {
+		parts := strings.Split(strings.TrimSuffix(inc, "/"), "/")
+		for i := 1; i < len(parts); i++ {
+			if p := strings.Join(parts[:i], "/"); !contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	depth := func(p string) int {
+		if p == "" {
+			return -1
+		}
+		return strings.Count(p, "/")
+	}
+	sort.SliceStable(out, func(i, j int) bool { return depth(out[i]) < depth(out[j]) })
+	return out
+}
+
+// Affects reports whether a change to rel (slash-separated, relative to
+// the pack folder; isDir when it is a folder) can change what a walk
+// records: rel is in scope, or is a folder above an include entry.
+func (s Scope) Affects(rel string, isDir bool) bool {
+	if s.Excluded(rel, isDir) {
+		return false
+	}
+	if s.Included(rel) {
+		return true
+	}
+	for _, inc := range s.Include {
+		if strings.HasPrefix(inc, rel+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // Excluded reports whether rel is excluded. isDir says whether rel is a
 // folder. Pattern rules, gitignore-like:
 //   - a trailing "/" matches only folders (and so everything inside them);

@@ -1,10 +1,13 @@
 package scope
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -217,5 +220,77 @@ func TestResticFilter(t *testing.T) {
 	nested := New(Overrides{Include: []string{"saves/W/"}})
 	if targets, _, _ := nested.ResticFilter(m, Facts{}); !reflect.DeepEqual(targets, []string{"saves", "options.txt", "screenshots"}) {
 		t.Errorf("nested include targets = %v", targets)
+	}
+}
+
+func TestParents(t *testing.T) {
+	s := Scope{Include: []string{"saves/", "options.txt", "config/xaero/minimap.txt", "config/xaero/", "a/b/c/"}}
+	got := s.Parents()
+	want := []string{"", "config", "a", "config/xaero", "a/b"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Parents() = %q, want %q", got, want)
+	}
+}
+
+func TestAffects(t *testing.T) {
+	s := New(Overrides{Include: []string{"config/xaero/"}})
+	for _, c := range []struct {
+		rel   string
+		isDir bool
+		want  bool
+	}{
+		{"options.txt", false, true},
+		{"saves", true, true},
+		{"saves/World/region/r.0.0.mca", false, true},
+		{"saves/World/session.lock", false, false},
+		{"saves/World/level.dat_old", false, false},
+		{"config", true, true}, // above an include entry
+		{"config/other.toml", false, false},
+		{"config/xaero/minimap.txt", false, true},
+		{"logs", true, false},
+		{"mods/a.jar", false, false},
+		{".cloud-sync/state.json", false, false},
+		{"usercache.json", false, false},
+	} {
+		if got := s.Affects(c.rel, c.isDir); got != c.want {
+			t.Errorf("Affects(%q, %v) = %v, want %v", c.rel, c.isDir, got, c.want)
+		}
+	}
+}
+
+// WalkEach names every folder it reads before taking its files' stats,
+// and none it skips.
+func TestWalkEach(t *testing.T) {
+	pack := t.TempDir()
+	for _, name := range []string{"saves/World/region/r.0.0.mca", "saves/World/level.dat", "logs/latest.log", "options.txt", "saves/.cache/x"} {
+		p := filepath.Join(pack, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var seen []string
+	m, err := New(Overrides{}).WalkEach(pack, func(rel string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(seen)
+	if want := []string{"saves", "saves/World", "saves/World/region"}; !slices.Equal(seen, want) {
+		t.Fatalf("folders = %q, want %q", seen, want)
+	}
+	if len(m) != 3 {
+		t.Fatalf("walk recorded %d files, want 3: %v", len(m), m.Paths())
+	}
+	stop := errors.New("stop")
+	if _, err := New(Overrides{}).WalkEach(pack, func(string) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("WalkEach with a failing hook = %v, want it", err)
 	}
 }

@@ -35,7 +35,7 @@ func run() int {
 	exe, _ := os.Executable()
 	return cli.Main(context.Background(), cli.Env{
 		Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		Getenv: os.Getenv, Version: version, Exe: exe,
+		Getenv: os.Getenv, Version: version, Exe: exe, Argv0: os.Args[0],
 		IsTerminal: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) },
 	})
 }

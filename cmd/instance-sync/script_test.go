@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
 	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
+	"git.timemachine.center/timemachine/instance-sync/watch"
 )
 
 func TestMain(m *testing.M) {
@@ -75,6 +77,7 @@ func TestScripts(t *testing.T) {
 			"snapcount":  cmdSnapCount,
 			"resticruns": cmdResticRuns,
 			"lockworld":  cmdLockWorld,
+			"watching":   cmdWatching,
 		},
 	})
 }
@@ -158,4 +161,33 @@ func cmdLockWorld(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	ts.Check(lockWorld(f))
 	ts.Defer(func() { f.Close() })
+}
+
+// watching [-wait] PACK: a change watcher answers for PACK, and found its
+// files clean. With -wait, one that is still walking is waited for (up
+// to 30 s, for a loaded machine) until it answers or ends. It never ends
+// the watcher.
+func cmdWatching(ts *testscript.TestScript, neg bool, args []string) {
+	wait := len(args) == 2 && args[0] == "-wait"
+	if wait {
+		args = args[1:]
+	}
+	if len(args) != 1 {
+		ts.Fatalf("usage: watching [-wait] PACK")
+	}
+	pack := ts.MkAbs(args[0])
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := watch.Query(pack, watch.Ping, 5*time.Second)
+		if err == nil || !wait || len(watch.Pids(pack)) == 0 || time.Now().After(deadline) {
+			if neg && err == nil {
+				ts.Fatalf("a change watcher answers for %s", pack)
+			}
+			if !neg && err != nil {
+				ts.Fatalf("no clean change watcher for %s: %v", pack, err)
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

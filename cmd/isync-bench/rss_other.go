@@ -8,3 +8,5 @@ import "errors"
 func peakRSS(dir string, env []string, name string, args ...string) (int64, error) {
 	return 0, errors.New("peak memory is measured on Linux only")
 }
+
+func vmHWM(pid int) (int64, error) { return 0, errors.New("peak memory is measured on Linux only") }

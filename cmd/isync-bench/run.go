@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/watch"
 )
 
 // bench holds what every measurement needs.
@@ -53,6 +55,23 @@ func lastLines(s string) string {
 		lines = lines[len(lines)-5:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// settle waits until the change watcher a pull started for pack has
+// walked the instance and answers (or has ended): the walk runs while the
+// game starts, and must not share the CPU with the next timed command.
+func (b *bench) settle(pack string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if len(watch.Pids(pack)) == 0 {
+			return nil
+		}
+		if _, err := watch.Query(pack, watch.Ping, time.Second); err == nil {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return fmt.Errorf("the change watcher of %s neither answered nor ended in 30s", pack)
 }
 
 // isync runs the instance-sync binary the way a launcher hook does.

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/watch"
 )
 
 // pair runs a baseline and ours once each, alternating which goes first
@@ -91,7 +93,11 @@ func (b *bench) size(sh shape) (sizeResult, error) {
 	first.Note = fmt.Sprintf("`restic backup` alone: median %.0f ms (ratio %.2f×)", ms(median(backupOnly)), ratioOf(median(first.Ours), median(backupOnly)))
 	res.Figures = append(res.Figures, first)
 
-	// 1 and 2. No-op pull and push against one `restic snapshots`.
+	// 1 and 2. No-op pull and push against one `restic snapshots`, in the
+	// launcher's cycle: the pre-launch pull (after the last push, so it
+	// starts a change watcher), the game (here: until the watcher is
+	// ready), the post-exit push (which asks the watcher). The push alone,
+	// without a watcher, is an information row.
 	snapshots := func(f *figure) func() error {
 		return func() error {
 			d, _, err := b.raw(a, ourRepo, "snapshots", "--no-lock", "--json")
@@ -99,28 +105,55 @@ func (b *bench) size(sh shape) (sizeResult, error) {
 			return err
 		}
 	}
-	for _, op := range []string{"pull", "push"} {
-		b.progress("%s: no-op %s", sh.Name, op)
-		f := figure{Name: "no-op " + op, Baseline: "one `restic snapshots --no-lock --json` on the same repository", Goal: 20}
-		// One unmeasured run of each warms the page cache.
+	b.progress("%s: no-op pull and push", sh.Name)
+	pull := figure{Name: "no-op pull", Baseline: "one `restic snapshots --no-lock --json` on the same repository", Goal: 20}
+	push := figure{Name: "no-op push", Baseline: pull.Baseline, Goal: 20}
+	walked := figure{Name: "no-op push, no watcher", Baseline: pull.Baseline}
+	// timed runs ours, then (untimed) lets a watcher it started finish
+	// its walk before the baseline runs.
+	timed := func(f *figure, args ...string) func() error {
+		return func() error {
+			d, err := b.isync(nil, args...)
+			f.Ours = append(f.Ours, d)
+			if err != nil {
+				return err
+			}
+			return b.settle(a)
+		}
+	}
+	// One unmeasured cycle warms the page cache.
+	for _, op := range []string{"push", "pull"} {
 		if _, err := b.isync(nil, g(a, op)...); err != nil {
 			return res, err
 		}
-		if err := snapshots(&figure{})(); err != nil {
+	}
+	if err := b.settle(a); err != nil {
+		return res, err
+	}
+	if err := snapshots(&figure{})(); err != nil {
+		return res, err
+	}
+	for i := range b.runs {
+		if _, err := b.isync(nil, g(a, "push")...); err != nil { // ends the watcher
 			return res, err
 		}
-		for i := range b.runs {
-			err := pair(i, snapshots(&f), func() error {
-				d, err := b.isync(nil, g(a, op)...)
-				f.Ours = append(f.Ours, d)
-				return err
-			})
-			if err != nil {
-				return res, err
-			}
+		if err := pair(i, snapshots(&pull), timed(&pull, g(a, "pull")...)); err != nil {
+			return res, err
 		}
-		res.Figures = append(res.Figures, f)
+		if err := pair(i, snapshots(&push), timed(&push, g(a, "push")...)); err != nil {
+			return res, err
+		}
 	}
+	if err := b.settle(a); err != nil {
+		return res, err
+	}
+	for i := range b.runs {
+		// No pull before: no watcher, so the push stats every file.
+		if err := pair(i, snapshots(&walked), timed(&walked, g(a, "push")...)); err != nil {
+			return res, err
+		}
+	}
+	res.Figures = append(res.Figures, pull, push, walked)
 
 	// 4. Changed pull: another computer played one world and pushed.
 	b.progress("%s: changed pull (setting up the second computer)", sh.Name)
@@ -177,7 +210,10 @@ func (b *bench) size(sh shape) (sizeResult, error) {
 		}, func() error {
 			d, err := b.isync(nil, g(a, "pull")...)
 			ours = d
-			return err
+			if err != nil {
+				return err
+			}
+			return b.settle(a)
 		})
 		if err != nil {
 			return res, err
@@ -229,6 +265,9 @@ func (b *bench) size(sh shape) (sizeResult, error) {
 	if _, err := b.isync(nil, g(a, "pull")...); err != nil {
 		return res, err
 	}
+	if err := b.settle(a); err != nil {
+		return res, err
+	}
 
 	// 6. Peak memory of instance-sync itself, each operation once.
 	b.progress("%s: peak memory", sh.Name)
@@ -244,7 +283,20 @@ func (b *bench) size(sh shape) (sizeResult, error) {
 	if err := peak("no-op pull", nil, g(a, "pull")...); err != nil {
 		return res, err
 	}
+	if err := b.settle(a); err != nil {
+		return res, err
+	}
+	if pids := watch.Pids(a); len(pids) == 1 {
+		hwm, err := vmHWM(pids[0])
+		if err != nil {
+			return res, err
+		}
+		res.Memory = append(res.Memory, memFigure{Name: "change watcher (after its walk)", Peak: hwm})
+	}
 	if err := peak("no-op push", nil, g(a, "push")...); err != nil {
+		return res, err
+	}
+	if err := peak("no-op push, no watcher", nil, g(a, "push")...); err != nil {
 		return res, err
 	}
 	if err := touchRegion(regions[1], 300); err != nil {
