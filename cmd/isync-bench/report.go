@@ -226,7 +226,7 @@ func (r report) markdown() string {
 	fmt.Fprintf(&b, "- Machine: %s\n", r.Machine)
 	fmt.Fprintf(&b, "- Command: `%s`\n", r.Command)
 	fmt.Fprintf(&b, "- Date: %s\n", time.Now().UTC().Format("2006-01-02"))
-	fmt.Fprintf(&b, "- Each figure is the median of %d runs; baseline and instance-sync runs alternate (which goes first alternates too).\n", r.Runs)
+	fmt.Fprintf(&b, "- Each figure is the median of %d runs; baseline and instance-sync runs alternate, and each goes first in half the pairs (the second of a pair runs measurably slower on this machine, so an odd run count would favour one side).\n", r.Runs)
 	b.WriteString("- The verdict is on the median of the paired ratios: run i of the baseline against run i of instance-sync, taken back to back. This machine drifts within one figure (see every run below), and a pair shares its moment. The ratio of the two medians is shown beside it.\n\n")
 	b.WriteString(method)
 	for _, s := range r.Sizes {
