@@ -256,13 +256,13 @@ func (s *session) lastManifest() scope.Manifest {
 func (s *session) save() error { return s.paths.SaveState(&s.state) }
 
 // watchBase is what a change watcher checks the files against: the last
-// sync, when the state is one a no-op push may trust (synced, nothing
+// sync and the scope, when the state is one a no-op push may trust (synced, nothing
 // skipped, pending or half-restored). ok is false otherwise.
-func watchBase(st *instance.State) (b watch.Base, ok bool) {
+func watchBase(st *instance.State, sc scope.Scope) (b watch.Base, ok bool) {
 	if st.Last == "" || st.ManifestDigest == "" || st.Restoring != "" || st.PendingPush != "" || len(st.Skipped) > 0 {
 		return watch.Base{}, false
 	}
-	return watch.Base{Last: st.Last, Digest: st.ManifestDigest}, true
+	return watch.Base{Last: st.Last, Digest: st.ManifestDigest, Scope: sc.Fingerprint()}, true
 }
 
 // Watch runs the change watcher of the pack folder (package watch) until
@@ -284,7 +284,7 @@ func Watch(opt Options) error {
 	if err != nil {
 		return err
 	}
-	base, ok := watchBase(&st)
+	base, ok := watchBase(&st, sc)
 	if !ok {
 		return errors.New("not watching: the last sync left work for the next push")
 	}
@@ -298,7 +298,7 @@ func (s *session) keepWatcher() {
 	if s.opt.StartWatcher == nil || !watch.Supported {
 		return
 	}
-	base, ok := watchBase(&s.state)
+	base, ok := watchBase(&s.state, s.scope)
 	if !ok {
 		return
 	}
@@ -317,7 +317,7 @@ func (s *session) keepWatcher() {
 // unchangedSinceSync reports whether the pull's change watcher saw
 // nothing in scope change since the last sync. It ends the watcher.
 func (s *session) unchangedSinceSync() bool {
-	base, ok := watchBase(&s.state)
+	base, ok := watchBase(&s.state, s.scope)
 	if !ok || !watch.Supported {
 		return false
 	}

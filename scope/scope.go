@@ -4,6 +4,8 @@
 package scope
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,6 +183,21 @@ func (s Scope) Included(rel string) bool {
 		}
 	}
 	return false
+}
+
+// Fingerprint identifies the scope (includes, excludes and packwiz's
+// files): two walks of one folder with equal fingerprints record the same
+// files.
+func (s Scope) Fingerprint() string {
+	h := sha256.New()
+	for _, list := range [][]string{s.Include, s.Exclude, s.Packwiz} {
+		for _, e := range list {
+			h.Write([]byte(e))
+			h.Write([]byte{0})
+		}
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // Parents returns the folders above the include entries, the pack

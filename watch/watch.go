@@ -27,10 +27,12 @@ import (
 )
 
 // Base is the sync a watcher checked the files against: the last synced
-// snapshot and the digest of its manifest.
+// snapshot, the digest of its manifest and the fingerprint of the scope
+// it walked (a scope.json or packwiz.json edited since means another walk).
 type Base struct {
 	Last   string
 	Digest string
+	Scope  string
 }
 
 // Requests a client sends.
@@ -65,7 +67,7 @@ func reply(b Base, changed bool) string {
 	if changed {
 		return "changed\n"
 	}
-	return "clean\t" + b.Last + "\t" + b.Digest + "\n"
+	return "clean\t" + b.Last + "\t" + b.Digest + "\t" + b.Scope + "\n"
 }
 
 // parseReply reads the watcher's answer line.
@@ -75,8 +77,8 @@ func parseReply(line string) (Base, error) {
 		return Base{}, ErrChanged
 	}
 	f := strings.Split(line, "\t")
-	if len(f) != 3 || f[0] != "clean" {
+	if len(f) != 4 || f[0] != "clean" {
 		return Base{}, fmt.Errorf("change watcher: unexpected answer %q", line)
 	}
-	return Base{Last: f[1], Digest: f[2]}, nil
+	return Base{Last: f[1], Digest: f[2], Scope: f[3]}, nil
 }

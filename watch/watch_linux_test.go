@@ -38,7 +38,7 @@ func folder(t *testing.T) (string, scope.Scope, Base) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pack, sc, Base{Last: "snap1", Digest: m.Digest()}
+	return pack, sc, Base{Last: "snap1", Digest: m.Digest(), Scope: sc.Fingerprint()}
 }
 
 // serve starts a watcher and waits until it answers.
