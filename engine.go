@@ -166,6 +166,7 @@ func open(opt Options) (*session, error) {
 		s.lock.Release()
 		return nil, err
 	}
+	s.paths.RemoveTemps()
 	s.server = remote.Server{URL: cfg.URL, User: s.token.User, Password: s.token.Password, Timeout: opt.HTTPTimeout}
 	return s, nil
 }

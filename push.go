@@ -94,16 +94,38 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	for _, sk := range s.state.Skipped {
 		bases = appendUnique(bases, sk)
 	}
-	id, err := s.backup(ctx, history.KindPush, bases, parentIn(listing, s.state.Last), cur)
+	// The manifest is encoded and written while restic runs (restic
+	// leaves a core idle for most of a push); afterwards recording the
+	// sync is a rename.
+	staged := make(chan *instance.StagedManifest, 1)
+	stage := func() {
+		sm, err := s.paths.StageManifest(cur)
+		if err != nil {
+			sm = nil // SaveState encodes and writes it then
+		}
+		staged <- sm
+	}
+	id, err := s.backup(ctx, history.KindPush, bases, parentIn(listing, s.state.Last), cur, stage)
+	var sm *instance.StagedManifest
+	select {
+	case sm = <-staged:
+	default: // restic never started
+	}
 	partial := errors.Is(err, restic.ErrPartial)
 	if err != nil && !partial {
+		sm.Discard()
 		return Result{}, err
 	}
 	s.state.Last = id
 	s.state.Skipped = nil
-	if !partial {
+	switch {
+	case partial:
+		sm.Discard()
+	case sm != nil:
 		// The manifest is the walk taken before the backup: a file changed
 		// during the backup shows as changed next time and is pushed again.
+		s.state.SetStagedManifest(sm, digest)
+	default:
 		s.state.SetManifestDigest(cur, digest)
 	}
 	s.state.LastSync = time.Now().UTC()
@@ -118,8 +140,10 @@ func (s *session) push(ctx context.Context) (Result, error) {
 
 // backup writes the file lists and runs restic backup from the pack folder
 // with relative paths, so the snapshot restores into any folder. It records
-// the new snapshot's metadata in state (not saved).
-func (s *session) backup(ctx context.Context, kind string, bases []string, parent string, cur scope.Manifest) (string, error) {
+// the new snapshot's metadata in state (not saved). alongside, if not nil,
+// runs in a goroutine from the moment restic starts, and has finished when
+// backup returns.
+func (s *session) backup(ctx context.Context, kind string, bases []string, parent string, cur scope.Manifest, alongside func()) (string, error) {
 	rc, err := s.resticClient(ctx)
 	if err != nil {
 		return "", err
@@ -154,6 +178,14 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	u := s.opt.UI
 	u.ProgressStart("push")
 	var sum restic.BackupSummary
+	if alongside != nil {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			alongside()
+		}()
+		defer func() { <-done }()
+	}
 	err = s.withUnlock(ctx, func() error {
 		var err error
 		sum, err = rc.Backup(ctx, restic.BackupOptions{
@@ -199,7 +231,7 @@ func (s *session) safety(ctx context.Context, cur scope.Manifest) (string, error
 	if s.state.Last != "" {
 		bases = []string{s.state.Last}
 	}
-	id, err := s.backup(ctx, history.KindSafety, bases, parentIn(listing, s.state.Last), cur)
+	id, err := s.backup(ctx, history.KindSafety, bases, parentIn(listing, s.state.Last), cur, nil)
 	if err != nil {
 		return "", fmt.Errorf("safety snapshot before replacing local files: %w; nothing was replaced", err)
 	}

@@ -279,3 +279,56 @@ func TestMasterKeyCache(t *testing.T) {
 		t.Fatalf("forgetting twice: %v", err)
 	}
 }
+
+// A staged manifest is in place only once the state is saved; a discarded
+// one, or one a killed push left, never is.
+func TestStagedManifest(t *testing.T) {
+	p := Paths{Pack: t.TempDir()}
+	os.MkdirAll(p.Dir(), 0o700)
+	first := scope.Manifest{"options.txt": {Size: 1, MTime: 2, Mode: 0o644}}
+	var s State
+	s.SetManifest(first)
+	if err := p.SaveState(&s); err != nil {
+		t.Fatal(err)
+	}
+	next := scope.Manifest{"options.txt": {Size: 9, MTime: 3, Mode: 0o644}, "servers.dat": {Size: 4, MTime: 3, Mode: 0o600}}
+	sm, err := p.StageManifest(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Until the save, manifest.json is the last sync's.
+	if got, _ := p.LoadState(); got.LoadManifest() != nil || !reflect.DeepEqual(got.Manifest, first) {
+		t.Fatalf("manifest.json changed before the save: %v", got.Manifest)
+	}
+	s.SetStagedManifest(sm, next.Digest())
+	if err := p.SaveState(&s); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := p.LoadState()
+	if err := got.LoadManifest(); err != nil || !reflect.DeepEqual(got.Manifest, next) {
+		t.Fatalf("after the save: %v, %v", got.Manifest, err)
+	}
+	want, _ := json.Marshal(next)
+	if data, _ := os.ReadFile(p.Manifest()); string(data) != string(want)+"\n" {
+		t.Fatalf("staged manifest.json = %s, want encoding/json's %s", data, want)
+	}
+	// Discarded, and left behind by a killed run: gone, and not used.
+	sm, _ = p.StageManifest(first)
+	sm.Discard()
+	if _, err := p.StageManifest(first); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(p.Dir(), ".manifest.json.tmp-*"))
+	if len(left) != 1 {
+		t.Fatalf("temp files after one discard and one leftover: %v", left)
+	}
+	os.WriteFile(filepath.Join(p.Dir(), ".sync.json.tmp-1"), nil, 0o600)
+	p.RemoveTemps()
+	left, _ = filepath.Glob(filepath.Join(p.Dir(), ".*.tmp-*"))
+	if len(left) != 1 || filepath.Base(left[0]) != ".sync.json.tmp-1" {
+		t.Fatalf("RemoveTemps left %v; want only another writer's temp", left)
+	}
+	if got, _ := p.LoadState(); got.LoadManifest() != nil || !reflect.DeepEqual(got.Manifest, next) {
+		t.Fatalf("a leftover stage replaced manifest.json: %v", got.Manifest)
+	}
+}

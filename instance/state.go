@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/history"
@@ -50,6 +51,45 @@ type State struct {
 
 	manifestFile  string // where LoadManifest reads the manifest
 	manifestDirty bool   // SetManifest was called since the last save
+	staged        *StagedManifest
+}
+
+// StagedManifest is a manifest already encoded and written beside
+// manifest.json (StageManifest), waiting for SaveState to put it in place.
+type StagedManifest struct {
+	m   scope.Manifest
+	tmp string
+}
+
+// StageManifest writes m, encoded, to a temp file beside manifest.json.
+// A push stages the manifest while restic runs, so that recording the
+// sync afterwards is a rename, not a megabyte to encode and write.
+func (p Paths) StageManifest(m scope.Manifest) (*StagedManifest, error) {
+	tmp, err := atomicfile.Stage(p.Manifest(), append(m.AppendJSON(nil), '\n'), 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &StagedManifest{m: m, tmp: tmp}, nil
+}
+
+// RemoveTemps removes the temp files a killed sync left beside state.json
+// and manifest.json (a staged manifest lives as long as a push's backup).
+// Only syncs, under the instance lock, write those two, so only the
+// holder of the lock may call it.
+func (p Paths) RemoveTemps() {
+	for _, name := range []string{p.State(), p.Manifest()} {
+		old, _ := filepath.Glob(filepath.Join(p.Dir(), "."+filepath.Base(name)+".tmp-*"))
+		for _, f := range old {
+			os.Remove(f)
+		}
+	}
+}
+
+// Discard drops a staged manifest that will not be used.
+func (sm *StagedManifest) Discard() {
+	if sm != nil {
+		atomicfile.Discard(sm.tmp)
+	}
 }
 
 // Synced reports whether this machine has a manifest from a sync.
@@ -74,7 +114,15 @@ func (s *State) SetManifestDigest(m scope.Manifest, digest string) {
 	if m == nil {
 		m = scope.Manifest{}
 	}
-	s.Manifest, s.RawManifest, s.ManifestDigest, s.manifestDirty = m, nil, digest, true
+	s.staged.Discard()
+	s.Manifest, s.RawManifest, s.ManifestDigest, s.manifestDirty, s.staged = m, nil, digest, true, nil
+}
+
+// SetStagedManifest is SetManifestDigest for a manifest StageManifest
+// already wrote; SaveState only renames it into place.
+func (s *State) SetStagedManifest(sm *StagedManifest, digest string) {
+	s.SetManifestDigest(sm.m, digest)
+	s.staged = sm
 }
 
 // LoadManifest decodes the stored manifest, once. A manifest.json that does
@@ -150,7 +198,14 @@ func (p Paths) LoadState() (State, error) {
 // manifest was set since the last save.
 func (p Paths) SaveState(s *State) error {
 	s.Version = StateVersion
-	if s.manifestDirty {
+	if s.manifestDirty && s.staged != nil {
+		err := atomicfile.Commit(s.staged.tmp, p.Manifest())
+		s.staged = nil
+		if err != nil {
+			return err
+		}
+		s.RawManifest = nil
+	} else if s.manifestDirty {
 		raw := append(s.Manifest.AppendJSON(nil), '\n')
 		if err := atomicfile.Write(p.Manifest(), raw, 0o600); err != nil {
 			return err

@@ -10,13 +10,24 @@ import (
 
 // Write replaces path with data: temp file in the same folder, fsync,
 // rename over path, fsync the folder.
-func Write(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+func Write(path string, data []byte, perm os.FileMode) error {
+	tmp, err := Stage(path, data, perm)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
+	return Commit(tmp, path)
+}
+
+// Stage writes data to a durable temp file beside path and returns its
+// name; Commit puts it in place, Discard drops it. Between the two, path
+// still holds the old content.
+func Stage(path string, data []byte, perm os.FileMode) (tmp string, err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	tmp = f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -24,23 +35,32 @@ func Write(path string, data []byte, perm os.FileMode) (err error) {
 		}
 	}()
 	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	if err = f.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	if err = f.Close(); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	if err = os.Rename(tmp, path); err != nil {
+	return tmp, nil
+}
+
+// Commit renames the staged tmp over path and makes the rename durable.
+func Commit(tmp, path string) error {
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return err
 	}
-	syncDir(dir)
+	syncDir(filepath.Dir(path))
 	return nil
 }
+
+// Discard removes a staged file that will not be committed.
+func Discard(tmp string) { os.Remove(tmp) }
 
 // syncDir makes a rename durable. Not all systems support it (Windows), so
 // failures are ignored: the rename itself is still atomic.
