@@ -369,26 +369,42 @@ func (s Scope) ResticFilter(m Manifest, f Facts) (targets, excludes []string, ok
 		}
 		excludes = append(excludes, q)
 	}
-	// Each include entry as the file it names or the prefix of what its
-	// folder holds, made once: this loop runs for every file.
+	// Made once, since the loop below runs for every file: the
+	// folder-only names without wildcards as a set, and each include entry
+	// (the file it names or the prefix of what its folder holds) under the
+	// first component of its path.
+	exactDirOnly := map[string]bool{}
+	var wildDirOnly []string
+	for _, q := range dirOnly {
+		if strings.ContainsAny(q, `*?[\`) {
+			wildDirOnly = append(wildDirOnly, q)
+		} else {
+			exactDirOnly[q] = true
+		}
+	}
 	type include struct {
 		name, prefix string
 		isDir        bool
 	}
-	incs := make([]include, len(s.Include))
-	for i, inc := range s.Include {
+	byTop := map[string][]include{}
+	for _, inc := range s.Include {
 		dir, isDir := strings.CutSuffix(inc, "/")
-		incs[i] = include{name: dir, prefix: dir + "/", isDir: isDir}
+		top, _, _ := strings.Cut(dir, "/")
+		byTop[top] = append(byTop[top], include{name: dir, prefix: dir + "/", isDir: isDir})
 	}
 	used := map[string]bool{}
 	for p := range m {
 		base := p[strings.LastIndexByte(p, '/')+1:]
-		for _, q := range dirOnly {
+		if exactDirOnly[base] {
+			return nil, nil, false
+		}
+		for _, q := range wildDirOnly {
 			if matchName(q, base) {
 				return nil, nil, false
 			}
 		}
-		for _, inc := range incs {
+		top, _, _ := strings.Cut(p, "/")
+		for _, inc := range byTop[top] {
 			if inc.isDir && strings.HasPrefix(p, inc.prefix) || !inc.isDir && p == inc.name {
 				used[inc.name] = true
 			}

@@ -201,10 +201,11 @@ func TestResticFilter(t *testing.T) {
 		m Manifest
 		f Facts
 	}{
-		"symlink in scope":              {s, m, Facts{Irregular: 1}},
-		"packwiz file in scope":         {Scope{Include: s.Include, Exclude: s.Exclude, Packwiz: []string{"resourcepacks/x.zip"}}, m, Facts{}},
-		"anchored exclude":              {New(Overrides{Exclude: []string{"saves/Creative/"}}), m, Facts{}},
-		"file named like a dir pattern": {s, Manifest{"saves/W/logs": {}}, Facts{}},
+		"symlink in scope":                       {s, m, Facts{Irregular: 1}},
+		"packwiz file in scope":                  {Scope{Include: s.Include, Exclude: s.Exclude, Packwiz: []string{"resourcepacks/x.zip"}}, m, Facts{}},
+		"anchored exclude":                       {New(Overrides{Exclude: []string{"saves/Creative/"}}), m, Facts{}},
+		"file named like a dir pattern":          {s, Manifest{"saves/W/logs": {}}, Facts{}},
+		"file named like a wildcard dir pattern": {New(Overrides{Exclude: []string{"*.bak/"}}), Manifest{"saves/W/r.bak": {}}, Facts{}},
 	} {
 		if _, _, ok := tt.s.ResticFilter(tt.m, tt.f); ok {
 			t.Errorf("%s: restic's filter accepted", name)
@@ -215,6 +216,12 @@ func TestResticFilter(t *testing.T) {
 	pw.Packwiz = []string{"mods/a.jar", "packwiz.json"}
 	if _, _, ok := pw.ResticFilter(m, Facts{}); !ok {
 		t.Error("packwiz files outside the scope refused restic's filter")
+	}
+	// An include below a folder that is not synced is named itself.
+	deep := New(Overrides{Include: []string{"config/xaero/"}})
+	withDeep := Manifest{"options.txt": {}, "config/xaero/minimap.txt": {}}
+	if targets, _, ok := deep.ResticFilter(withDeep, Facts{}); !ok || !reflect.DeepEqual(targets, []string{"options.txt", "config/xaero"}) {
+		t.Errorf("deep include targets = %v, %v", targets, ok)
 	}
 	// Nested includes are reached through the outer folder.
 	nested := New(Overrides{Include: []string{"saves/W/"}})
