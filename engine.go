@@ -52,6 +52,9 @@ type Options struct {
 	// (package watch) after a pull; the next push asks it instead of
 	// stat'ing every file. The command line sets it; nil starts none.
 	StartWatcher func(pack string) error
+	// NoWatcher: the push never asks a change watcher, even one that is
+	// running; it checks every file (INSTANCE_SYNC_WATCH=0).
+	NoWatcher bool
 
 	// HTTPTimeout bounds each request to the server (default 10s).
 	HTTPTimeout time.Duration
@@ -319,7 +322,7 @@ func (s *session) keepWatcher() {
 // nothing in scope change since the last sync. It ends the watcher.
 func (s *session) unchangedSinceSync() bool {
 	base, ok := watchBase(&s.state, s.scope)
-	if !ok || !watch.Supported {
+	if !ok || !watch.Supported || s.opt.NoWatcher {
 		return false
 	}
 	got, err := watch.Query(s.opt.PackFolder, watch.Quit, time.Second)

@@ -218,6 +218,7 @@ func (c *common) options(env Env) (instancesync.Options, error) {
 		// The name recorded with snapshots; the OS hostname by default.
 		Hostname:     env.Getenv("INSTANCE_SYNC_HOSTNAME"),
 		StartWatcher: c.watcher(env),
+		NoWatcher:    env.Getenv("INSTANCE_SYNC_WATCH") == "0",
 	}, nil
 }
 

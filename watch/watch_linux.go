@@ -278,6 +278,13 @@ func Start(exe, argv0, pack string) error {
 	cmd := exec.Command(exe, "watch", "--pack-folder="+pack)
 	cmd.Args[0] = argv0
 	cmd.Dir = "/"
+	// A profile asked of the pull is the pull's: a watcher inheriting the
+	// request would overwrite it when the game ends.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "INSTANCE_SYNC_CPUPROFILE=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return err

@@ -71,13 +71,14 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"server":     cmdServer,
-			"getid":      cmdGetID,
-			"holdlock":   cmdHoldLock,
-			"snapcount":  cmdSnapCount,
-			"resticruns": cmdResticRuns,
-			"lockworld":  cmdLockWorld,
-			"watching":   cmdWatching,
+			"server":      cmdServer,
+			"getid":       cmdGetID,
+			"holdlock":    cmdHoldLock,
+			"snapcount":   cmdSnapCount,
+			"resticruns":  cmdResticRuns,
+			"lockworld":   cmdLockWorld,
+			"watching":    cmdWatching,
+			"watchergone": cmdWatcherGone,
 		},
 	})
 }
@@ -187,6 +188,22 @@ func cmdWatching(ts *testscript.TestScript, neg bool, args []string) {
 				ts.Fatalf("no clean change watcher for %s: %v", pack, err)
 			}
 			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// watchergone PACK: wait (up to 30 s) until no change watcher process runs
+// for PACK.
+func cmdWatcherGone(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: watchergone PACK")
+	}
+	pack := ts.MkAbs(args[0])
+	deadline := time.Now().Add(30 * time.Second)
+	for len(watch.Pids(pack)) > 0 {
+		if time.Now().After(deadline) {
+			ts.Fatalf("a change watcher still runs for %s: %v", pack, watch.Pids(pack))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
