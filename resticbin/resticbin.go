@@ -1,6 +1,7 @@
 // Package resticbin finds the restic executable instance-sync drives: the
-// pinned release, from a flag, the environment, the per-user cache, a copy
-// left by older installs, or PATH when that one is new enough. When none of
+// pinned release, from a flag, the environment, beside the program (release
+// archives bundle it), the per-user cache, a copy left by older installs, or
+// PATH when that one is new enough. When none of
 // those exists it downloads the official release asset, checks it against a
 // SHA-256 compiled into this package, and installs it into the cache, so a
 // player never has to install restic by hand.
@@ -58,7 +59,11 @@ type Options struct {
 	NoDownload bool                // --no-download
 	CacheDir   string              // default: <UserCacheDir>/instance-sync
 	Getenv     func(string) string // default: os.Getenv
-	LookPath   func(string) (string, error)
+	// Exe is the running program; a restic-<Version> in its folder (or in
+	// the folder of the file it links to) is the one release archives
+	// bundle. Default: os.Executable().
+	Exe      string
+	LookPath func(string) (string, error)
 
 	// Download settings, used only when nothing usable was found.
 	BaseURL    string            // default: DefaultBaseURL
@@ -73,7 +78,7 @@ type Options struct {
 // Found is the restic that will be used and where it came from.
 type Found struct {
 	Path    string
-	Source  string // flag, env, cache, legacy, path, download
+	Source  string // flag, env, bundled, cache, legacy, path, download
 	Version string
 }
 
@@ -114,6 +119,9 @@ func Find(ctx context.Context, o Options) (Found, error) {
 	}
 	if p := getenv("INSTANCE_SYNC_RESTIC"); p != "" {
 		return explicit(p, "env", "$INSTANCE_SYNC_RESTIC")
+	}
+	if p := bundled(o.Exe); p != "" {
+		return Found{Path: p, Source: "bundled", Version: Version}, nil
 	}
 	cacheDir := o.CacheDir
 	if cacheDir == "" {
@@ -180,6 +188,32 @@ func Describe(ctx context.Context, o Options) string {
 		}
 	}
 	return fmt.Sprintf("restic %s from %s: %s", v, f.Source, f.Path)
+}
+
+// bundled returns the restic-<Version> beside exe, or beside the file exe
+// links to, or "". Only the pinned name counts: the name is the version, so
+// no "restic version" run is needed, and a plain "restic" in a shared bin
+// folder (of any version) is left to the PATH rule and its version check.
+func bundled(exe string) string {
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return ""
+		}
+	}
+	dirs := []string{filepath.Dir(exe)}
+	// A package manager's link (winget's Links folder, a bin folder on PATH)
+	// may be what started the program; the archive's files are beside the
+	// link's target.
+	if real, err := filepath.EvalSymlinks(exe); err == nil && filepath.Dir(real) != dirs[0] {
+		dirs = append(dirs, filepath.Dir(real))
+	}
+	for _, d := range dirs {
+		if p := filepath.Join(d, ExeName()); isFile(p) {
+			return p
+		}
+	}
+	return ""
 }
 
 func explicit(p, source, what string) (Found, error) {

@@ -82,6 +82,9 @@ func TestLookupOrder(t *testing.T) {
 	}
 	cached := fakeRestic(t, cache, ExeName(), Version)
 	legacy := fakeRestic(t, filepath.Join(pack, ".cloud-sync"), ExeName(), Version)
+	exeDir := t.TempDir()
+	exe := filepath.Join(exeDir, "instance-sync")
+	bundled := fakeRestic(t, exeDir, ExeName(), Version)
 	envSet := func(k string) string {
 		if k == "INSTANCE_SYNC_RESTIC" {
 			return env
@@ -100,11 +103,13 @@ func TestLookupOrder(t *testing.T) {
 			t.Fatalf("got %s %s, want %s %s", f.Source, f.Path, wantSource, wantPath)
 		}
 	}
-	all := Options{Flag: flag, Getenv: envSet, CacheDir: cache, PackFolder: pack, LookPath: pathTo(onPath)}
+	all := Options{Flag: flag, Getenv: envSet, CacheDir: cache, PackFolder: pack, LookPath: pathTo(onPath), Exe: exe}
 	check(all, "flag", flag)
 	all.Flag = ""
 	check(all, "env", env)
 	all.Getenv = noEnv
+	check(all, "bundled", bundled)
+	os.Remove(bundled)
 	check(all, "cache", cached)
 	os.Remove(cached)
 	check(all, "legacy", legacy)
@@ -305,5 +310,77 @@ func TestExtractZip(t *testing.T) {
 	}
 	if _, err := extract(asset, []byte("not a zip")); err == nil {
 		t.Error("garbage accepted as zip")
+	}
+}
+
+// A release archive puts restic-<Version> beside instance-sync. Unpacking it
+// must be enough: the lookup finds that copy before the cache, and never
+// asks the release host for a download.
+func TestBundledBesideBinaryNoDownload(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "instance-sync")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bundled := fakeRestic(t, dir, ExeName(), Version)
+	cache := t.TempDir()
+	host := newReleaseHost(t, serveBytes([]byte("must not be fetched")))
+
+	f, err := Find(context.Background(), Options{Exe: exe, CacheDir: cache, Getenv: noEnv, LookPath: noPath, BaseURL: host.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Source != "bundled" || f.Path != bundled || f.Version != Version {
+		t.Fatalf("got %+v, want the bundled %s", f, bundled)
+	}
+	if n := host.hits.Load(); n != 0 {
+		t.Errorf("release host was asked %d times", n)
+	}
+	if entries, _ := os.ReadDir(cache); len(entries) != 0 {
+		t.Errorf("cache folder gained %v", entries)
+	}
+
+	// Control: without the bundled copy the same lookup does go to the host,
+	// so the zero above is not an accident of the set-up.
+	os.Remove(bundled)
+	if _, err := Find(context.Background(), Options{Exe: exe, CacheDir: cache, Getenv: noEnv, LookPath: noPath, BaseURL: host.URL}); err == nil {
+		t.Fatal("the host's garbage was installed")
+	}
+	if host.hits.Load() == 0 {
+		t.Error("without a bundled restic no download was tried")
+	}
+}
+
+// Package managers link the program into a folder on PATH (winget's Links,
+// Homebrew's bin); the bundled restic is beside the link's target.
+func TestBundledFoundThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "instance-sync")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bundled := fakeRestic(t, dir, ExeName(), Version)
+	link := filepath.Join(t.TempDir(), "instance-sync")
+	if err := os.Symlink(exe, link); err != nil {
+		t.Skipf("no symlinks here: %v", err)
+	}
+	f, err := Find(context.Background(), Options{Exe: link, CacheDir: t.TempDir(), Getenv: noEnv, LookPath: noPath, NoDownload: true})
+	if err != nil || f.Source != "bundled" || f.Path != bundled {
+		t.Fatalf("through a symlink: got %+v, %v; want %s", f, err, bundled)
+	}
+}
+
+// Only the pinned name counts: a plain "restic" beside the binary may be any
+// version (a shared bin folder), and PATH's version check handles that one.
+func TestBundledNeedsPinnedName(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "instance-sync")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fakeRestic(t, dir, "restic", "0.16.0")
+	_, err := Find(context.Background(), Options{Exe: exe, CacheDir: t.TempDir(), Getenv: noEnv, LookPath: noPath, NoDownload: true})
+	if !errors.Is(err, ErrMissing) {
+		t.Fatalf("plain restic beside the binary: got %v, want ErrMissing", err)
 	}
 }
