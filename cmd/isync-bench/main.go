@@ -16,12 +16,15 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"git.timemachine.center/timemachine/instance-sync/internal/netdelay"
 	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
 )
 
@@ -33,6 +36,8 @@ func run() int {
 	out := flag.String("out", "", "write the report (markdown) to this file, e.g. BENCHMARKS.md")
 	keep := flag.Bool("keep", false, "keep the generated data (printed at the end)")
 	verbose := flag.Bool("v", false, "print every timed command")
+	rtts := flag.String("rtt", "0", "round trips to measure at, comma-separated (e.g. 0,40ms): a delay proxy between the clients and the server adds half of each in each direction")
+	rate := flag.Int64("rate", 0, "with -rtt: cap each direction of each connection at this many bytes a second (0 = no cap)")
 	serve := flag.Bool("serve", false, "only start the rest-server and an account (for profiling by hand); stop with Ctrl-C")
 	reuse := flag.String("reuse", "", "with -serve: serve the data a -keep run left in this folder, on this address (e.g. /tmp/isync-bench-1/server=127.0.0.1:44977)")
 	flag.Parse()
@@ -57,6 +62,18 @@ func run() int {
 		*runs++
 		fmt.Fprintf(os.Stderr, "isync-bench: -runs rounded up to %d, so baseline and instance-sync go first equally often\n", *runs)
 	}
+	var nets []time.Duration
+	for _, f := range strings.Split(*rtts, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if f == "0" {
+			d, err = 0, nil
+		}
+		if err != nil || d < 0 {
+			fmt.Fprintf(os.Stderr, "isync-bench: -rtt=%s: use durations such as 0,40ms\n", *rtts)
+			return 2
+		}
+		nets = append(nets, d)
+	}
 	if *serve && *reuse != "" {
 		return reuseServe(*reuse)
 	}
@@ -80,14 +97,23 @@ func run() int {
 		defer cleanup()
 	}
 	rep := report{Command: commandLine(), Runs: *runs, Machine: machine(b.restic)}
-	for _, s := range sizes {
-		res, err := b.size(shapes[s])
+	for _, rtt := range nets {
+		stop, err := b.network(rtt, *rate)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "isync-bench: %s: %v\n", s, err)
+			fmt.Fprintln(os.Stderr, "isync-bench:", err)
 			return 1
 		}
-		rep.Sizes = append(rep.Sizes, res)
-		fmt.Print(res.table())
+		for _, s := range sizes {
+			res, err := b.size(shapes[s])
+			if err != nil {
+				stop()
+				fmt.Fprintf(os.Stderr, "isync-bench: %s: %v\n", s, err)
+				return 1
+			}
+			rep.Sizes = append(rep.Sizes, res)
+			fmt.Print(res.table())
+		}
+		stop()
 	}
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(rep.markdown()), 0o644); err != nil {
@@ -137,7 +163,7 @@ func setup(runs int, verbose bool) (*bench, func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	b := &bench{tmp: tmp, bin: bin, restic: resticBin, url: srv.URL, user: user, password: password,
+	b := &bench{tmp: tmp, bin: bin, restic: resticBin, url: srv.URL, serverURL: srv.URL, user: user, password: password,
 		tokenFile: filepath.Join(tmp, "token"), runs: runs, verbose: verbose}
 	if err := os.WriteFile(b.tokenFile, []byte(user+":"+password+"\n"), 0o600); err != nil {
 		srv.Close()
@@ -175,6 +201,27 @@ func reuseServe(spec string) int {
 	signal.Notify(sig, os.Interrupt)
 	<-sig
 	return 0
+}
+
+// network puts a delay proxy adding rtt to every round trip (and capping
+// the rate, if rate > 0) between the clients and the server, or none for
+// rtt 0. stop removes it.
+func (b *bench) network(rtt time.Duration, rate int64) (stop func(), err error) {
+	b.rtt, b.url = rtt, b.serverURL
+	if rtt == 0 {
+		return func() {}, nil
+	}
+	u, err := url.Parse(b.serverURL)
+	if err != nil {
+		return nil, err
+	}
+	p, err := netdelay.Start(u.Host, rtt/2, rate)
+	if err != nil {
+		return nil, err
+	}
+	b.url = "http://" + p.Addr()
+	b.progress("a delay proxy on %s adds %v to every round trip", p.Addr(), rtt)
+	return func() { p.Close(); b.rtt, b.url = 0, b.serverURL }, nil
 }
 
 func commandLine() string {

@@ -35,6 +35,7 @@ const memGoal = 50 << 20
 
 type sizeResult struct {
 	Shape   shape
+	RTT     time.Duration // the round trip the delay proxy added; 0 = loopback
 	Files   int
 	Bytes   int64
 	Figures []figure
@@ -137,7 +138,20 @@ func verdict(ok bool, info bool) string {
 }
 
 func (r sizeResult) title() string {
-	return fmt.Sprintf("%s instance: %d files, %.0f MB in the sync scope", r.Shape.Name, r.Files, float64(r.Bytes)/1e6)
+	net := "loopback"
+	if r.RTT > 0 {
+		net = fmt.Sprintf("%d ms round trip", r.RTT.Milliseconds())
+	}
+	return fmt.Sprintf("%s instance: %d files, %.0f MB in the sync scope; %s", r.Shape.Name, r.Files, float64(r.Bytes)/1e6, net)
+}
+
+// msText is a median in milliseconds, and in round trips when the
+// network has one.
+func (r sizeResult) msText(d time.Duration) string {
+	if r.RTT == 0 {
+		return fmt.Sprintf("%.0f ms", ms(d))
+	}
+	return fmt.Sprintf("%.0f ms (%.1f RTT)", ms(d), float64(d)/float64(r.RTT))
 }
 
 // table is the markdown table of one size.
@@ -147,8 +161,8 @@ func (r sizeResult) table() string {
 	b.WriteString("| figure | baseline | baseline median | instance-sync median | ratio of medians | median of paired ratios | target | |\n")
 	b.WriteString("|---|---|--:|--:|--:|--:|---|---|\n")
 	for _, f := range r.Figures {
-		fmt.Fprintf(&b, "| %s | %s | %.0f ms | %.0f ms | %s | %s | %s | %s |\n",
-			f.Name, f.Baseline, ms(median(f.Base)), ms(median(f.Ours)), f.format(f.ratioOfMedians()), f.ratioText(), f.targetText(), verdict(f.met(), f.Goal == 0))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			f.Name, f.Baseline, r.msText(median(f.Base)), r.msText(median(f.Ours)), f.format(f.ratioOfMedians()), f.ratioText(), f.targetText(), verdict(f.met(), f.Goal == 0))
 	}
 	for _, m := range r.Memory {
 		target, v := "", ""
@@ -169,7 +183,7 @@ func (r sizeResult) table() string {
 
 func (r sizeResult) runs() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%s, every run in order (ms):\n\n", r.Shape.Name)
+	fmt.Fprintf(&b, "\n%s, every run in order (ms):\n\n", r.title())
 	for _, f := range r.Figures {
 		fmt.Fprintf(&b, "- %s: baseline %s; instance-sync %s\n", f.Name, msList(f.Base), msList(f.Ours))
 	}
@@ -268,6 +282,11 @@ a resource pack, screenshots, and out-of-scope mods/, config/ and logs/.
   rewritten. Baseline: ` + "`restic backup --parent LAST`" + ` of the same files into the
   same repository (each repository has its own key derivation cost, calibrated
   by restic at init, which would outweigh the 64 KiB that changed).
+- **round trips**: with ` + "`-rtt=0,40ms`" + ` every figure is taken twice: on plain
+  loopback, and through a user-space proxy (internal/netdelay) that delays
+  each direction of every connection by half the round trip (the kernel here
+  has no netem); both tools go through it. Medians are then also shown in
+  round trips (time / RTT).
 - **peak memory**: instance-sync's own peak resident memory (VmHWM read at
   its exit through ptrace), restic excluded; one run of each operation.
 `

@@ -18,7 +18,9 @@ type bench struct {
 	tmp       string
 	bin       string // the built instance-sync binary
 	restic    string
-	url       string // rest-server base URL
+	url       string        // rest-server base URL, or the delay proxy's in front of it
+	serverURL string        // the rest-server's own URL
+	rtt       time.Duration // the round trip the delay proxy adds; 0 = plain loopback
 	user      string
 	password  string
 	tokenFile string
@@ -158,3 +160,11 @@ func lastSnapshot(pack string) (string, error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// netName tells the network in folder and repository names.
+func (b *bench) netName() string {
+	if b.rtt == 0 {
+		return ""
+	}
+	return fmt.Sprintf("-rtt%dms", b.rtt.Milliseconds())
+}

@@ -30,8 +30,9 @@ func (b *bench) progress(format string, a ...any) {
 
 // size measures every figure on one generated instance.
 func (b *bench) size(sh shape) (sizeResult, error) {
-	res := sizeResult{Shape: sh}
-	dir := filepath.Join(b.tmp, sh.Name)
+	res := sizeResult{Shape: sh, RTT: b.rtt}
+	key := sh.Name + b.netName()
+	dir := filepath.Join(b.tmp, key)
 	if !b.keep {
 		defer os.RemoveAll(dir)
 	}
@@ -64,7 +65,7 @@ func (b *bench) size(sh shape) (sizeResult, error) {
 		if err != nil {
 			return res, err
 		}
-		rawName := fmt.Sprintf("%s-raw-first-%d", sh.Name, i)
+		rawName := fmt.Sprintf("%s-raw-first-%d", key, i)
 		err = pair(i, func() error {
 			di, _, err := b.raw(a, rawName, "init")
 			if err != nil {
