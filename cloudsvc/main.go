@@ -34,12 +34,13 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs := flag.NewFlagSet("cloud-svc", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		cfg         Config
-		listen      = fs.String("listen", ":8000", "public address: the restic REST data plane for players")
-		adminListen = fs.String("admin-listen", "127.0.0.1:8001", "admin API address; keep it on loopback or a private network")
-		tlsCert     = fs.String("tls-cert", "", "TLS certificate (PEM) for the public port; without it the port speaks plain http (put a TLS reverse proxy in front)")
-		tlsKey      = fs.String("tls-key", "", "TLS private key (PEM) for --tls-cert")
-		resticFlag  = fs.String("restic-binary", "", "restic "+resticbin.Version+" executable used for retention, rotation and instance labels")
+		cfg            Config
+		listen         = fs.String("listen", ":8000", "public address: the restic REST data plane for players")
+		adminListen    = fs.String("admin-listen", "127.0.0.1:8001", "admin API address; keep it on loopback or a private network")
+		tlsCert        = fs.String("tls-cert", "", "TLS certificate (PEM) for the public port; without it the port speaks plain http (put a TLS reverse proxy in front)")
+		tlsKey         = fs.String("tls-key", "", "TLS private key (PEM) for --tls-cert")
+		resticFlag     = fs.String("restic-binary", "", "restic "+resticbin.Version+" executable used for retention, rotation and instance labels")
+		resticDownload = fs.Bool("restic-download", false, "download the official restic "+resticbin.Version+" release into the per-user cache when no restic is found (off: the server never reaches the network on its own)")
 	)
 	fs.StringVar(&cfg.DataDir, "data", "data", "data directory: account store, keys, repositories")
 	fs.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "file holding the admin bearer token, created with a random token if missing (default <data>/admin.token)")
@@ -71,18 +72,33 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	cfg.Log = stderr
 
-	found, err := resticbin.Find(ctx, resticbin.Options{Flag: *resticFlag})
-	if err != nil {
-		if *resticFlag != "" {
+	// An explicit --restic-binary is a usage matter: check it (a stat, never
+	// the network) before anything else.
+	resticOpts := resticbin.Options{Flag: *resticFlag, NoDownload: !*resticDownload}
+	var found resticbin.Found
+	if *resticFlag != "" {
+		f, err := lookupRestic(ctx, resticOpts)
+		if err != nil {
 			fmt.Fprintf(stderr, "cloud-svc: %v\n", err)
 			return ExitUsage
 		}
-		// The data plane does not need restic; only the server's own
-		// maintenance does, and it reports the problem when asked.
-		fmt.Fprintf(stderr, "cloud-svc: warning: %v; retention, rotation and instance labels are off until restic is available\n", err)
-	} else {
-		cfg.ResticBinary = found.Path
+		found = f
 	}
+
+	// Cheap checks that need nothing from the disk come first, so a taken
+	// port leaves no data directory behind and costs no restic lookup.
+	pub, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloud-svc: public port: %v; choose another --listen\n", err)
+		return ExitError
+	}
+	defer pub.Close()
+	adm, err := net.Listen("tcp", *adminListen)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloud-svc: admin port: %v; choose another --admin-listen\n", err)
+		return ExitError
+	}
+	defer adm.Close()
 
 	svc, err := Open(cfg)
 	if err != nil {
@@ -91,20 +107,29 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	defer svc.Close()
 
-	pub, err := net.Listen("tcp", *listen)
-	if err != nil {
-		fmt.Fprintf(stderr, "cloud-svc: public port: %v; choose another --listen\n", err)
-		return ExitError
+	// The server never downloads restic unless told to: an operator's
+	// machine may be offline, and what runs on it should be chosen.
+	if found.Path == "" {
+		found, err = lookupRestic(ctx, resticOpts)
 	}
-	adm, err := net.Listen("tcp", *adminListen)
 	if err != nil {
-		pub.Close()
-		fmt.Fprintf(stderr, "cloud-svc: admin port: %v; choose another --admin-listen\n", err)
-		return ExitError
+		// The data plane does not need restic; only the server's own
+		// maintenance does, and it reports the problem when asked.
+		hint := ""
+		if !*resticDownload {
+			hint = " or start with --restic-download to fetch the official release"
+		}
+		fmt.Fprintf(stderr, "cloud-svc: warning: %v%s; retention, rotation and instance labels are off until restic is available\n", err, hint)
+	} else {
+		svc.useRestic(found.Path)
 	}
+
 	if err := svc.Serve(ctx, pub, adm, *tlsCert, *tlsKey); err != nil {
 		fmt.Fprintf(stderr, "cloud-svc: %v\n", err)
 		return ExitError
 	}
 	return ExitOK
 }
+
+// lookupRestic is resticbin.Find; tests observe the lookups through it.
+var lookupRestic = resticbin.Find

@@ -153,10 +153,18 @@ func openWithStore(cfg Config, store Store, reposDir string) (*Service, error) {
 		gates:      map[string]*sync.RWMutex{},
 		dummyBcr:   dummy,
 	}
-	if cfg.ResticBinary != "" {
-		s.restic = &resticRunner{bin: cfg.ResticBinary, cacheDir: filepath.Join(cfg.DataDir, "cache", "restic")}
-	}
+	s.useRestic(cfg.ResticBinary)
 	return s, nil
+}
+
+// useRestic sets the restic the server runs for its own maintenance; empty
+// leaves those operations off. Called before Serve.
+func (s *Service) useRestic(bin string) {
+	s.cfg.ResticBinary = bin
+	s.restic = nil
+	if bin != "" {
+		s.restic = &resticRunner{bin: bin, cacheDir: filepath.Join(s.cfg.DataDir, "cache", "restic")}
+	}
 }
 
 // Close closes the account store.
