@@ -19,6 +19,9 @@ type shape struct {
 	DataFiles   int // data/*.dat per world
 	Screenshots int
 	ShotSize    int
+	// MapTiles are small files of a map mod's cache (XaeroWorldMap/), the
+	// bulk of a long-played instance's file count.
+	MapTiles int
 }
 
 var shapes = map[string]shape{
@@ -28,11 +31,18 @@ var shapes = map[string]shape{
 	// About 10,000 files / 1 GB in scope.
 	"large": {Name: "large", Worlds: 4, Regions: 75, RegionMin: 2 << 20, RegionMax: 4 << 20,
 		Players: 760, DataFiles: 300, Screenshots: 90, ShotSize: 1 << 20},
+	// The large instance plus 90,000 map-mod tiles: about 100,000 files.
+	"scale": {Name: "scale", Worlds: 4, Regions: 75, RegionMin: 2 << 20, RegionMax: 4 << 20,
+		Players: 760, DataFiles: 300, Screenshots: 90, ShotSize: 1 << 20, MapTiles: 90_000},
+	// The large instance plus 240,000 tiles: about 250,000 files, for the
+	// memory figures (slow: every phase runs on it).
+	"huge": {Name: "huge", Worlds: 4, Regions: 75, RegionMin: 2 << 20, RegionMax: 4 << 20,
+		Players: 760, DataFiles: 300, Screenshots: 90, ShotSize: 1 << 20, MapTiles: 240_000},
 }
 
 // scopeRoots are the generated top-level entries that instance-sync syncs
 // by default; the raw restic baselines back up exactly these.
-var scopeRoots = []string{"saves", "options.txt", "servers.dat", "screenshots", "resourcepacks"}
+var scopeRoots = []string{"saves", "options.txt", "servers.dat", "screenshots", "resourcepacks", "XaeroWorldMap"}
 
 // rawExcludes keeps the raw baseline to the same files as instance-sync's
 // default scope (the generated instance holds no other excluded names).
@@ -141,6 +151,12 @@ func generate(pack string, sh shape, seed uint64) (files int, bytes int64, err e
 	}
 	for i := range sh.Screenshots {
 		w(fmt.Sprintf("screenshots/2025-01-%02d_12.%02d.%02d.png", i%28+1, i/60%60, i%60), g.between(sh.ShotSize/2, sh.ShotSize*3/2))
+	}
+	// Xaero's world map: per dimension and cave layer, a folder of
+	// small zipped region tiles.
+	for i := range sh.MapTiles {
+		w(fmt.Sprintf("XaeroWorldMap/Multiplayer_server/%s/mw$default/%d/%d_%d.zip",
+			[]string{"null", "DIM-1", "DIM1"}[i%3], i/3%16, i/48%400-200, i/19200-6), g.between(300, 2<<10))
 	}
 	w("options.txt", 4<<10)
 	w("servers.dat", 600)

@@ -31,7 +31,7 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
-	size := flag.String("size", "small", "instance size: small (~500 files, ~30 MB), large (~10,000 files, ~1 GB) or both")
+	size := flag.String("size", "small", "instance size: small (~500 files, ~30 MB), large (~10,000 files, ~1 GB), both, scale (~100,000 files: large plus map-mod tiles) or huge (~250,000 files)")
 	runs := flag.Int("runs", 6, "measured runs per figure (the median is reported); an odd number is rounded up")
 	out := flag.String("out", "", "write the report (markdown) to this file, e.g. BENCHMARKS.md")
 	keep := flag.Bool("keep", false, "keep the generated data (printed at the end)")
@@ -43,7 +43,7 @@ func run() int {
 	flag.Parse()
 	var sizes []string
 	switch *size {
-	case "small", "large":
+	case "small", "large", "scale", "huge":
 		sizes = []string{*size}
 	case "both":
 		sizes = []string{"small", "large"}
