@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -315,14 +317,50 @@ func TestSymlinkedConfigStaysALink(t *testing.T) {
 
 // The real detector runs on this machine without error; no launcher is
 // expected on a build machine.
+// A launcher started for the test is seen running, and no longer once it
+// has exited. Linux reads /proc; the process is a copy of a system program
+// under the launcher's name (Prism) or a "java" running the launcher's jar
+// (ATLauncher).
 func TestProcessRunningHere(t *testing.T) {
-	for _, l := range []Launcher{Prism, MultiMC, ATLauncher} {
-		running, err := ProcessRunning(context.Background(), l)
+	if runtime.GOOS != "linux" {
+		t.Skip("the process list is read from /proc on Linux only")
+	}
+	dir := t.TempDir()
+	copyProgram := func(src, name string) string {
+		data, err := os.ReadFile(src)
 		if err != nil {
-			t.Skipf("no process list here: %v", err)
+			t.Skipf("no %s to copy: %v", src, err)
 		}
-		if running {
-			t.Logf("%s seems to be running on this machine", l)
+		dst := filepath.Join(dir, name)
+		if err := os.WriteFile(dst, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dst
+	}
+	cases := []struct {
+		l    Launcher
+		argv []string
+	}{
+		{Prism, []string{copyProgram("/bin/sleep", "prismlauncher"), "60"}},
+		// "; :" keeps the shell from replacing itself with sleep.
+		{ATLauncher, []string{copyProgram("/bin/sh", "java"), "-c", "sleep 60; :", "/opt/ATLauncher.jar"}},
+	}
+	for _, c := range cases {
+		if running, err := ProcessRunning(context.Background(), c.l); err != nil || running {
+			t.Skipf("%s is already running here (or no process list: %v)", c.l, err)
+		}
+		cmd := exec.Command(c.argv[0], c.argv[1:]...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		running, err := ProcessRunning(context.Background(), c.l)
+		if err != nil || !running {
+			t.Errorf("%s started as %q: ProcessRunning = %v, %v; want true", c.l, c.argv, running, err)
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if running, err := ProcessRunning(context.Background(), c.l); err != nil || running {
+			t.Errorf("%s ended: ProcessRunning = %v, %v; want false", c.l, running, err)
 		}
 	}
 }

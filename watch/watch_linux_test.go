@@ -200,9 +200,32 @@ func TestOneWatcherPerFolder(t *testing.T) {
 	}
 }
 
+// A watcher with nothing to report serves until its max age, then ends
+// by itself without an error, and no longer answers.
 func TestMaxAge(t *testing.T) {
 	pack, sc, b := folder(t)
-	if err := Serve(pack, sc, b, 50*time.Millisecond); err != nil {
+	const maxAge = 3 * time.Second
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- Serve(pack, sc, b, maxAge) }()
+	var answered bool
+	for !answered {
+		select {
+		case err := <-done:
+			t.Fatalf("Serve returned %v after %v, before it ever answered", err, time.Since(start))
+		default:
+		}
+		got, err := Query(pack, Ping, time.Second)
+		answered = err == nil && got == b
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := <-done; err != nil {
 		t.Fatalf("Serve = %v, want nil after its max age", err)
+	}
+	if d := time.Since(start); d < maxAge {
+		t.Fatalf("Serve returned after %v, before its max age of %v", d, maxAge)
+	}
+	if _, err := Query(pack, Ping, time.Second); err == nil {
+		t.Fatal("a watcher past its max age still answers")
 	}
 }
