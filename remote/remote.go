@@ -5,6 +5,7 @@ package remote
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,13 +14,15 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 )
 
 var (
 	// ErrAuth is HTTP 401: wrong user or password.
 	ErrAuth = errors.New("wrong user or password")
-	// ErrUnreachable means the server did not answer in time.
+	// ErrUnreachable means no answer came from the server: its name did
+	// not resolve, the connection was refused, TLS failed or it timed out.
 	ErrUnreachable = errors.New("server unreachable")
 	// ErrServer is a 5xx answer: the server is up but cannot serve us now.
 	ErrServer = errors.New("server error")
@@ -91,11 +94,9 @@ func (s Server) do(ctx context.Context, method, path string, accept string) (*ht
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		timedOut := ctx.Err() != nil
 		cancel()
-		if ctx.Err() != nil || isNetErr(err) {
-			return nil, fmt.Errorf("%w: %s did not answer within %s", ErrUnreachable, s.base(), timeout)
-		}
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnreachable, s.base(), trimURL(err))
+		return nil, s.unreachable(err, timedOut, timeout)
 	}
 	resp.Body = cancelOnClose{resp.Body, cancel}
 	return resp, nil
@@ -108,9 +109,38 @@ type cancelOnClose struct {
 
 func (c cancelOnClose) Close() error { err := c.ReadCloser.Close(); c.cancel(); return err }
 
-func isNetErr(err error) bool {
+// unreachable says why a request got no answer, with the fix: the name
+// does not resolve, nothing listens on the port, the port does not speak
+// TLS, the certificate is not trusted, or no answer in time. Each wraps
+// ErrUnreachable, so a pull still warns and lets the game start.
+func (s Server) unreachable(err error, timedOut bool, timeout time.Duration) error {
+	host := s.base()
+	if u, perr := url.Parse(s.URL); perr == nil && u.Host != "" {
+		host = u.Host
+	}
+	var dnsErr *net.DNSError
+	var recErr tls.RecordHeaderError
+	var certErr *tls.CertificateVerificationError
 	var ne net.Error
-	return errors.As(err, &ne)
+	switch {
+	case errors.As(err, &dnsErr):
+		return fmt.Errorf("%w: cannot find %s (DNS lookup failed); check the server URL's spelling and this computer's network connection", ErrUnreachable, dnsErr.Name)
+	case isRefused(err):
+		return fmt.Errorf("%w: connection refused by %s (is the server running, and is the port in the URL right?)", ErrUnreachable, host)
+	case errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &recErr):
+		return fmt.Errorf("%w: TLS handshake with %s failed: it does not speak https (is the URL http://%s?)", ErrUnreachable, host, host)
+	case errors.As(err, &certErr):
+		return fmt.Errorf("%w: TLS handshake with %s failed: its certificate is not trusted (%v); check the URL, or ask the server's operator", ErrUnreachable, host, certErr.Err)
+	case timedOut || errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("%w: %s did not answer within %s; check this computer's network connection, or try again later", ErrUnreachable, s.base(), timeout)
+	}
+	return fmt.Errorf("%w: %s: %v; check this computer's network connection, or try again later", ErrUnreachable, s.base(), trimURL(err))
+}
+
+// isRefused reports a connection refused: nothing listens on the port.
+// Windows reports WSAECONNREFUSED (10061) instead of ECONNREFUSED.
+func isRefused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.Errno(10061))
 }
 
 // trimURL drops the request URL from a transport error; it is in the

@@ -94,3 +94,54 @@ func TestStatusMapping(t *testing.T) {
 		t.Fatalf("slow server: %v", err)
 	}
 }
+
+// TestUnreachableSaysWhy: a refused connection, https spoken to a plain
+// http port, a name that does not resolve and a server that does not
+// answer each say what happened and the fix, and all stay ErrUnreachable
+// (a pull warns and lets the game start).
+func TestUnreachableSaysWhy(t *testing.T) {
+	ctx := context.Background()
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer plain.Close()
+	closed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	closedURL := closed.URL
+	closed.Close()
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	for _, tt := range []struct {
+		name, url string
+		want      []string
+		notWant   string
+	}{
+		{"refused", closedURL, []string{"connection refused by " + strings.TrimPrefix(closedURL, "http://"), "is the server running"}, "did not answer"},
+		{"https to http", strings.Replace(plain.URL, "http://", "https://", 1), []string{"TLS handshake with " + strings.TrimPrefix(plain.URL, "http://") + " failed", "is the URL http://"}, "did not answer"},
+		{"dns", "http://no-such-host.invalid:8000", []string{"cannot find no-such-host.invalid (DNS lookup failed)", "check the server URL"}, "did not answer"},
+		{"timeout", slow.URL, []string{"did not answer within 200ms", "try again later"}, ""},
+	} {
+		s := Server{URL: tt.url, User: "alice", Password: "pw", Timeout: 200 * time.Millisecond}
+		if tt.name == "dns" {
+			s.Timeout = 10 * time.Second
+		}
+		_, err := s.ListSnapshots(ctx, "inst")
+		if !errors.Is(err, ErrUnreachable) {
+			t.Errorf("%s: %v is not ErrUnreachable", tt.name, err)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q lacks %q", tt.name, err, w)
+			}
+		}
+		if tt.notWant != "" && strings.Contains(err.Error(), tt.notWant) {
+			t.Errorf("%s: %q says %q", tt.name, err, tt.notWant)
+		}
+		if strings.Contains(err.Error(), "pw") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %q", tt.name, err)
+		}
+	}
+}
