@@ -207,7 +207,7 @@ func TestDownloadNotFound(t *testing.T) {
 	if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("got %v, want a 404 error wrapping ErrMissing", err)
 	}
-	for _, want := range []string{"--restic-binary", filepath.Join(cache, ExeName())} {
+	for _, want := range []string{"--restic-binary", "$INSTANCE_SYNC_RESTIC", filepath.Join(cache, ExeName())} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}

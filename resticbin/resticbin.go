@@ -143,15 +143,15 @@ func Find(ctx context.Context, o Options) (Found, error) {
 		}
 	}
 	if cacheDir == "" {
-		return Found{}, fmt.Errorf("%w: no restic %s or newer and no per-user cache folder to download it into; pass --restic-binary=PATH", ErrMissing, Version)
+		return Found{}, fmt.Errorf("%w: no restic %s or newer and no per-user cache folder to download it into; pass --restic-binary=PATH or set $INSTANCE_SYNC_RESTIC=PATH", ErrMissing, Version)
 	}
 	where := filepath.Join(cacheDir, ExeName())
 	if o.NoDownload {
-		return Found{}, fmt.Errorf("%w: no restic %s or newer and downloading is off; pass --restic-binary=PATH or put restic %s at %s", ErrMissing, Version, Version, where)
+		return Found{}, fmt.Errorf("%w: no restic %s or newer and downloading is off; pass --restic-binary=PATH, set $INSTANCE_SYNC_RESTIC=PATH, or put restic %s at %s", ErrMissing, Version, Version, where)
 	}
 	f, err := install(ctx, o, cacheDir)
 	if err != nil {
-		return Found{}, fmt.Errorf("%w: %w; pass --restic-binary=PATH or put restic %s at %s", ErrMissing, err, Version, where)
+		return Found{}, fmt.Errorf("%w: %w; pass --restic-binary=PATH, set $INSTANCE_SYNC_RESTIC=PATH, or put restic %s at %s", ErrMissing, err, Version, where)
 	}
 	return f, nil
 }

@@ -154,13 +154,30 @@ func TestNoDownloadIsErrMissing(t *testing.T) {
 		t.Fatalf("got %v, want ErrMissing", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"--restic-binary", filepath.Join(cache, ExeName())} {
+	for _, want := range []string{"--restic-binary", "$INSTANCE_SYNC_RESTIC", filepath.Join(cache, ExeName())} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not name %q", msg, want)
 		}
 	}
 	if strings.Contains(msg, "\n") {
 		t.Errorf("error spans lines: %q", msg)
+	}
+}
+
+// TestNoCacheDirNamesEveryWay: without a cache folder the error still
+// names both ways to point at a restic.
+func TestNoCacheDirNamesEveryWay(t *testing.T) {
+	t.Setenv("HOME", "")
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("LocalAppData", "")
+	_, err := Find(context.Background(), Options{Getenv: noEnv, LookPath: noPath, NoDownload: true})
+	if err == nil {
+		t.Skip("this system has a per-user cache folder without $HOME")
+	}
+	for _, want := range []string{"--restic-binary", "$INSTANCE_SYNC_RESTIC"} {
+		if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
 	}
 }
 
