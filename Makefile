@@ -12,7 +12,13 @@ demo: $(BIN)/restic
 # Builds the pinned tools (restic, staticcheck) from tools/go.mod.
 tools: $(BIN)/restic $(BIN)/staticcheck
 
+# restic's version, as pinned in tools/go.mod.
+RESTIC_VERSION := $(shell awk '$$1 == "github.com/restic/restic" { sub(/^v/, "", $$2); print $$2 }' tools/go.mod)
+
+# The first build compiles restic from source (about 90 s on two cores):
+# say so, so a fresh "make demo" is not silent that long.
 $(BIN)/restic: tools/go.mod
+	@echo "building restic $(RESTIC_VERSION) from its pinned Go module (tools/go.mod): about 90 s the first time"
 	cd tools && go build -o $(BIN)/restic github.com/restic/restic/cmd/restic
 
 $(BIN)/staticcheck: tools/go.mod

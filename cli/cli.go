@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -84,7 +85,7 @@ commands:
   push [flags]                   upload this computer's progress (post-exit hook)
   wrap [flags] -- CMD ARGS...    pull, run CMD (the game), push even if it crashed
   setup [--url=URL]              log in and opt this instance in (interactive)
-  init --url=URL --token=USER:PASS [--join=ID] [--force]
+  init --url=URL --token-file=FILE [--join=ID] [--force]   opt in from a script (the file holds USER:PASSWORD)
   disable | enable               pause or resume sync, keeping the instance id
   status [--json]                opted in? last sync, pending changes, cloud heads, scope
   history [--json]               snapshots: time, host, kind, size, heads
@@ -181,19 +182,93 @@ func newFlags(env Env, name string, c *common) *flag.FlagSet {
 	return fs
 }
 
+// parse parses a command's flags. A mistake is one line with a hint (the
+// flag package would print every flag after it); -h lists the flags.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+	fs.Usage = func() {}
+	out := fs.Output()
+	fs.SetOutput(io.Discard) // the flag package prints its error itself
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(fs.Output(), "usage of instance-sync %s:\n", fs.Name())
+		fs.PrintDefaults()
+		return err
+	}
+	if err != nil {
+		return usagef("%s: %s (\"instance-sync %s -h\" lists the flags)", fs.Name(), flagProblem(fs, err), fs.Name())
 	}
 	return nil
+}
+
+// flagProblem rewrites the flag package's message in the --name form the
+// usage shows, with the nearest known flag for an unknown one.
+func flagProblem(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		msg = "unknown flag --" + name
+		if near := nearestFlag(fs, name); near != "" {
+			msg += "; did you mean --" + near + "?"
+		}
+		return msg
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return "flag needs an argument: --" + name
+	}
+	return msg
+}
+
+// nearestFlag is the defined flag closest to name (at most two edits
+// away), or "".
+func nearestFlag(fs *flag.FlagSet, name string) string {
+	best, bestD := "", 3
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) < 2 {
+			return
+		}
+		if d := editDistance(name, f.Name); d < bestD {
+			best, bestD = f.Name, d
+		}
+	})
+	return best
+}
+
+// editDistance counts the insertions, deletions, substitutions and swaps
+// of neighbours that turn a into b.
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // options turns the common flags into engine options.
 func (c *common) options(env Env) (instancesync.Options, error) {
 	pack := c.pack
+	if pack != "" && env.Getenv("INST_MC_DIR") == "" {
+		// Typed by hand, not by the launcher's hook: a folder that is not
+		// there is a typo, not an instance that has not opted in.
+		if _, err := os.Stat(pack); errors.Is(err, fs.ErrNotExist) {
+			return instancesync.Options{}, usagef("--pack-folder %s does not exist; check the path (the instance's minecraft folder)", pack)
+		}
+	}
 	if pack == "" {
 		pack = env.Getenv("INST_MC_DIR")
 	}

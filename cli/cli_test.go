@@ -114,3 +114,105 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+func runEnv(t *testing.T, env map[string]string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb strings.Builder
+	code := Main(context.Background(), Env{
+		Args: args, Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb,
+		Getenv:     func(k string) string { return env[k] },
+		IsTerminal: func() bool { return false },
+	})
+	return out.String(), errb.String(), code
+}
+
+// TestPackFolderTypedByHand: a --pack-folder that does not exist is a
+// typo (exit 2, said); the launcher hook (no --pack-folder, or
+// $INST_MC_DIR set) stays silent on a folder that is not set up.
+func TestPackFolderTypedByHand(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-pack")
+	notOptedIn := t.TempDir()
+	for _, cmd := range []string{"pull", "push", "status"} {
+		out, errs, code := runEnv(t, nil, cmd, "--pack-folder="+missing)
+		if code != 2 || out != "" || errs != "instance-sync: --pack-folder "+missing+" does not exist; check the path (the instance's minecraft folder)\n" {
+			t.Errorf("%s with a missing --pack-folder: exit %d, stdout %q, stderr %q", cmd, code, out, errs)
+		}
+	}
+	for _, tt := range []struct {
+		env  map[string]string
+		args []string
+	}{
+		{nil, []string{"pull", "--pack-folder=" + notOptedIn}},
+		{nil, []string{"push", "--pack-folder=" + notOptedIn}},
+		{map[string]string{"INST_MC_DIR": missing}, []string{"pull"}},
+		{map[string]string{"INST_MC_DIR": missing}, []string{"push"}},
+		{map[string]string{"INST_MC_DIR": notOptedIn}, []string{"pull", "--pack-folder=" + missing}},
+	} {
+		out, errs, code := runEnv(t, tt.env, tt.args...)
+		if code != 0 || out != "" || errs != "" {
+			t.Errorf("%v with %v: exit %d, stdout %q, stderr %q; want silence", tt.args, tt.env, code, out, errs)
+		}
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatal("a missing --pack-folder was created")
+	}
+}
+
+// TestInitUsageErrors: mistakes in init's flags are usage errors (exit 2)
+// in one line that names the flag, and nothing is written.
+func TestInitUsageErrors(t *testing.T) {
+	pack := t.TempDir()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--url=http://cloud.example.org", "--token=alice:pw"}, "https is required for cloud.example.org"},
+		{[]string{"--url=cloud.example.org", "--token=alice:pw"}, "is not a server URL"},
+		{[]string{"--url=https://cloud.example.org", "--token=alice:pw", "--join=not-an-id"}, `--join="not-an-id" is not an instance id (26 letters and digits, as "instance-sync status" prints it on the other computer)`},
+		{[]string{"--url=https://cloud.example.org", "--token-file=" + filepath.Join(pack, "nope.txt")}, "--token-file " + filepath.Join(pack, "nope.txt") + " does not exist; pass the file with USER:PASSWORD you were given"},
+	} {
+		args := append([]string{"init", "--pack-folder=" + pack}, tt.args...)
+		out, errs, code := runEnv(t, nil, args...)
+		if code != 2 || out != "" || !strings.HasPrefix(errs, "instance-sync: ") || !strings.Contains(errs, tt.want) || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", tt.args, code, out, errs, tt.want)
+		}
+		if strings.Contains(errs, "open ") || strings.Contains(errs, "no such file or directory") {
+			t.Errorf("%v: raw Go error: %q", tt.args, errs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(pack, ".cloud-sync")); !os.IsNotExist(err) {
+		t.Fatal("a refused init wrote .cloud-sync")
+	}
+}
+
+// TestUsageAdvertisesTokenFile: the top-level usage shows the way that
+// keeps the password out of argv.
+func TestUsageAdvertisesTokenFile(t *testing.T) {
+	out, _, code := run(t, "", false, "help")
+	if code != 0 || !strings.Contains(out, "init --url=URL --token-file=FILE") || strings.Contains(out, "--token=USER:PASS") {
+		t.Fatalf("exit %d, usage:\n%s", code, out)
+	}
+}
+
+// TestFlagTypo: an unknown flag is one line with a hint, not the usage;
+// -h still lists the flags.
+func TestFlagTypo(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pull", "--pakc-folder=/x"}, `instance-sync: pull: unknown flag --pakc-folder; did you mean --pack-folder? ("instance-sync pull -h" lists the flags)` + "\n"},
+		{[]string{"init", "--tokenfile=x"}, `instance-sync: init: unknown flag --tokenfile; did you mean --token-file? ("instance-sync init -h" lists the flags)` + "\n"},
+		{[]string{"push", "--frobnicate"}, `instance-sync: push: unknown flag --frobnicate ("instance-sync push -h" lists the flags)` + "\n"},
+		{[]string{"pull", "--prefer"}, `instance-sync: pull: flag needs an argument: --prefer ("instance-sync pull -h" lists the flags)` + "\n"},
+	} {
+		out, errs, code := run(t, "", false, tt.args...)
+		if code != 2 || out != "" || errs != tt.want {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %q", tt.args, code, out, errs, tt.want)
+		}
+	}
+	_, errs, code := run(t, "", false, "pull", "-h")
+	if code != 0 || !strings.Contains(errs, "-pack-folder") || !strings.Contains(errs, "-prefer") {
+		t.Fatalf("pull -h: exit %d, %q", code, errs)
+	}
+}

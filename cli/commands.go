@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -13,8 +14,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	instancesync "git.timemachine.center/timemachine/instance-sync"
 	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/remote"
 	"git.timemachine.center/timemachine/instance-sync/resticbin"
 	"git.timemachine.center/timemachine/instance-sync/ui"
 	"git.timemachine.center/timemachine/instance-sync/watch"
@@ -203,19 +207,34 @@ func cmdInit(ctx context.Context, env Env, args []string) error {
 	if *url == "" {
 		return usagef("init needs --url=URL")
 	}
+	if _, err := remote.CheckURL(*url, c.insecure); err != nil {
+		return usagef("%v", err)
+	}
+	if *join != "" {
+		if _, err := ulid.ParseStrict(*join); err != nil {
+			return usagef("--join=%q is not an instance id (26 letters and digits, as \"instance-sync status\" prints it on the other computer)", *join)
+		}
+	}
 	raw := *token
 	if raw == "" {
 		raw = env.Getenv("INSTANCE_SYNC_TOKEN")
 	}
 	if raw == "" && c.tokenFile != "" {
 		data, err := os.ReadFile(c.tokenFile)
+		if errors.Is(err, iofs.ErrNotExist) {
+			return usagef("--token-file %s does not exist; pass the file with USER:PASSWORD you were given", c.tokenFile)
+		}
 		if err != nil {
-			return err
+			var pe *iofs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("--token-file %s: %v", c.tokenFile, err)
 		}
 		raw = string(data)
 	}
 	if raw == "" {
-		return usagef("init needs --token=USER:PASSWORD or --token-file=FILE")
+		return usagef("init needs --token-file=FILE (a file holding USER:PASSWORD) or $INSTANCE_SYNC_TOKEN")
 	}
 	tok, err := instance.ParseToken(raw)
 	if err != nil {
@@ -234,7 +253,7 @@ func cmdInit(ctx context.Context, env Env, args []string) error {
 		verb = "joined"
 	}
 	fmt.Fprintf(env.Stdout, "%s instance %s for %s on %s\n", verb, cfg.InstanceID, cfg.User, cfg.URL)
-	fmt.Fprintf(env.Stdout, "on another computer: instance-sync init --url=%s --join=%s --token-file=FILE\n", cfg.URL, cfg.InstanceID)
+	fmt.Fprintf(env.Stdout, "on another computer: instance-sync init --url=%s --join=%s --token-file=FILE --pack-folder=PATH\n", cfg.URL, cfg.InstanceID)
 	return nil
 }
 

@@ -24,6 +24,15 @@ import (
 	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
 )
 
+// guiTools are what TestGUI needs: the command it looks for, the Debian
+// package that has it (.ci/run installs it), and its name in the README.
+var guiTools = []struct{ command, debian, name string }{
+	{"Xvfb", "xvfb", "Xvfb"},
+	{"zenity", "zenity", "zenity"},
+	{"xdotool", "xdotool", "xdotool"},
+	{"import", "imagemagick", "ImageMagick"},
+}
+
 // TestGUI opens every dialog of the real binary on a virtual X display
 // (Xvfb) through the real zenity, saves a screenshot of each, and answers
 // them with xdotool the way a player would: login (wrong password, then
@@ -36,12 +45,12 @@ import (
 // $INSTANCE_SYNC_SCREENSHOTS when set (scripts/gui-check.sh refreshes
 // docs/screenshots/ that way), else to a temporary folder.
 func TestGUI(t *testing.T) {
-	for _, tool := range []string{"Xvfb", "zenity", "xdotool", "import"} {
-		if _, err := exec.LookPath(tool); err != nil {
+	for _, tool := range guiTools {
+		if _, err := exec.LookPath(tool.command); err != nil {
 			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s not found: .ci/run installs xvfb zenity imagemagick xdotool (required under CI=true)", tool)
+				t.Fatalf("%s not found: .ci/run installs xvfb zenity imagemagick xdotool (required under CI=true)", tool.command)
 			}
-			t.Skipf("%s not found: apt-get install xvfb zenity imagemagick xdotool", tool)
+			t.Skipf("%s not found: apt-get install xvfb zenity imagemagick xdotool", tool.command)
 		}
 	}
 	if testing.Short() {

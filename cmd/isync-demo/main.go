@@ -59,7 +59,7 @@ func run() int {
 	must(os.WriteFile(filepath.Join(tmp, "token"), []byte(token+"\n"), 0o600))
 
 	step := func(title string, args ...string) bool {
-		fmt.Printf("$ instance-sync %s\n", strings.Join(args, " "))
+		fmt.Println(commandLine(args))
 		// Each folder plays one computer: its snapshots carry that name.
 		computer := "laptop"
 		if strings.Contains(strings.Join(args, " "), desktop) {
@@ -105,6 +105,34 @@ func run() int {
 		fmt.Println("files kept in", tmp)
 	}
 	return 0
+}
+
+// commandLine is the command as the player would type it into a POSIX
+// shell: a value with spaces or quotes is single-quoted (after the "=" of
+// a --flag=value), so the line can be pasted and run.
+func commandLine(args []string) string {
+	var b strings.Builder
+	b.WriteString("$ instance-sync")
+	for _, a := range args {
+		b.WriteByte(' ')
+		if name, value, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "--") && !needsQuotes(name) {
+			b.WriteString(name + "=" + shellQuote(value))
+			continue
+		}
+		b.WriteString(shellQuote(a))
+	}
+	return b.String()
+}
+
+func needsQuotes(s string) bool {
+	return s == "" || strings.ContainsAny(s, " \t\n'\"\\$`!&|;<>()*?[]#~{}")
+}
+
+func shellQuote(s string) string {
+	if !needsQuotes(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func instanceID(pack string) string {
