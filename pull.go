@@ -292,7 +292,7 @@ func (s *session) restore(ctx context.Context, id string) error {
 		return fmt.Errorf("restic listed %d items of snapshot %s, which has %d files; nothing was deleted and the restore resumes at the next pull", len(inSnapshot), short(id), want)
 	}
 	for _, p := range cur.Paths() {
-		if inSnapshot[p] {
+		if inSnapshot[p] || inSnapshot[restic.JSONName(p)] {
 			continue
 		}
 		if err := os.Remove(filepath.Join(s.opt.PackFolder, filepath.FromSlash(p))); err != nil && !os.IsNotExist(err) {

@@ -155,9 +155,12 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	if !folders {
 		targets, excludes = cur.Paths(), nil
 	}
+	// NUL-separated (--files-from-raw): a name may hold a newline, a
+	// carriage return or bytes that are not UTF-8, never a NUL.
 	var list strings.Builder
 	for _, p := range targets {
-		list.WriteString(filepath.FromSlash(p) + "\n")
+		list.WriteString(filepath.FromSlash(p))
+		list.WriteByte(0)
 	}
 	// restic's inputs are written again before every backup and read only
 	// by it: no fsync (a crash can only lose a file the next push rewrites).
@@ -190,7 +193,7 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 		var err error
 		sum, err = rc.Backup(ctx, restic.BackupOptions{
 			FilesFrom: s.paths.FilesFrom(), ExcludeFile: s.paths.ExcludeFrom(), Host: s.opt.Hostname,
-			Tags: tags, Parent: parent,
+			Tags: tags, Parent: parent, Files: len(cur),
 		}, func(st restic.Status) { u.ProgressUpdate(progressOf("push", st)) })
 		return err
 	})

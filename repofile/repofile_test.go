@@ -64,7 +64,7 @@ func makeRepo(t *testing.T, bin string, server remote.Server, version int) repo 
 		t.Fatalf("restic init: %v\n%s", err, out)
 	}
 	list := filepath.Join(work, "files.txt")
-	if err := os.WriteFile(list, []byte("saves/level.dat\noptions.txt\n"), 0o644); err != nil {
+	if err := os.WriteFile(list, []byte("saves/level.dat\x00options.txt\x00"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for i, b := range []restic.BackupOptions{

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Snapshot is restic's view of a snapshot (the fields we use).
@@ -28,11 +30,15 @@ func (c *Client) Init(ctx context.Context) error {
 
 // BackupOptions describe one backup, run from Client.Dir.
 type BackupOptions struct {
-	FilesFrom   string   // file with one path per line, relative to Dir (--files-from-verbatim)
+	FilesFrom   string   // file of NUL-terminated paths, relative to Dir (--files-from-raw)
 	ExcludeFile string   // optional --exclude-file
 	Host        string   // --host
 	Tags        []string // each becomes one --tag
 	Parent      string   // optional --parent, speeds up change detection
+	// Files is how many files the backup must hold (0: not checked).
+	// restic skips a listed path it cannot find with only a warning; a
+	// backup with fewer files is reported as ErrPartial.
+	Files int
 }
 
 // BackupSummary is restic's summary of a backup.
@@ -48,7 +54,7 @@ type BackupSummary struct {
 // Backup runs restic backup. On exit code 3 (some files unreadable) the
 // summary is still returned together with an error wrapping ErrPartial.
 func (c *Client) Backup(ctx context.Context, o BackupOptions, onStatus func(Status)) (BackupSummary, error) {
-	args := []string{"backup", "--files-from-verbatim", o.FilesFrom, "--host", o.Host}
+	args := []string{"backup", "--files-from-raw", o.FilesFrom, "--host", o.Host}
 	if o.ExcludeFile != "" {
 		args = append(args, "--exclude-file", o.ExcludeFile)
 	}
@@ -75,6 +81,10 @@ func (c *Client) Backup(ctx context.Context, o BackupOptions, onStatus func(Stat
 	})
 	if err != nil && !(errors.Is(err, ErrPartial) && sum.SnapshotID != "") {
 		return BackupSummary{}, err
+	}
+	if err == nil && o.Files > 0 && sum.TotalFiles < int64(o.Files) {
+		err = &Error{Op: "backup", Kind: ErrPartial,
+			Message: fmt.Sprintf("backed up %d of the %d files in the sync scope (restic's warnings above name the others)", sum.TotalFiles, o.Files)}
 	}
 	return sum, err
 }
@@ -201,4 +211,25 @@ func itemPath(item string) string {
 		item = strings.ReplaceAll(item, `\`, "/")
 	}
 	return strings.TrimPrefix(item, "/")
+}
+
+// JSONName is how restic's --json output spells path: restic stores a name
+// byte for byte, but its JSON carries only UTF-8 and shows each byte that
+// is not part of a UTF-8 sequence as U+FFFD. A path that is UTF-8 is
+// returned as it is.
+func JSONName(path string) string {
+	if utf8.ValidString(path) {
+		return path
+	}
+	var b strings.Builder
+	for i := 0; i < len(path); {
+		r, n := utf8.DecodeRuneInString(path[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(path[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }

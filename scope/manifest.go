@@ -3,6 +3,7 @@ package scope
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -265,10 +266,14 @@ func (m Manifest) AppendJSON(b []byte) []byte {
 
 // appendJSONString quotes s as encoding/json does. Printable ASCII other
 // than the characters it escapes goes as is; anything else (rare in a
-// path) is left to encoding/json.
+// path) is left to encoding/json, except a name that is not UTF-8, which
+// encoding/json would change: it goes as rawKey(s).
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			if !utf8.ValidString(s) {
+				s = rawKey(s)
+			}
 			q, _ := json.Marshal(s) // a string always marshals
 			return append(b, q...)
 		}
@@ -363,8 +368,35 @@ func (m *Manifest) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &plain); err != nil {
 		return err
 	}
+	for k, e := range plain {
+		if p, ok := fromRawKey(k); ok {
+			delete(plain, k)
+			plain[p] = e
+		}
+	}
 	*m = plain
 	return nil
+}
+
+// A file name on Linux and macOS is any bytes, but a JSON string holds
+// only UTF-8: encoding/json writes each invalid byte as U+FFFD, and the
+// name read back would name no file. So a path that is not UTF-8 is
+// written as a NUL (which no file name holds) and the base64 of its bytes.
+const rawKeyMark = "\x00"
+
+func rawKey(p string) string { return rawKeyMark + base64.RawStdEncoding.EncodeToString([]byte(p)) }
+
+// fromRawKey decodes a rawKey; ok is false for any other string.
+func fromRawKey(k string) (string, bool) {
+	enc, ok := strings.CutPrefix(k, rawKeyMark)
+	if !ok {
+		return "", false
+	}
+	b, err := base64.RawStdEncoding.DecodeString(enc)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
 }
 
 // parseManifest parses {"path":{"s":N,"m":N,"p":N},...} with nothing

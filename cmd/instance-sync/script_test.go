@@ -79,6 +79,7 @@ func TestScripts(t *testing.T) {
 			"lockworld":   cmdLockWorld,
 			"watching":    cmdWatching,
 			"watchergone": cmdWatcherGone,
+			"rawfile":     cmdRawFile,
 		},
 	})
 }
@@ -206,5 +207,48 @@ func cmdWatcherGone(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Fatalf("a change watcher still runs for %s: %v", pack, watch.Pids(pack))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// rawfile [-cmp|-rm] PATH CONTENT: write CONTENT to PATH, compare PATH's
+// content with it, or remove PATH. Each part of PATH in double quotes is a
+// Go string literal, so a name can hold any byte ("new\nline", "\xff").
+func cmdRawFile(ts *testscript.TestScript, neg bool, args []string) {
+	mode := ""
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		mode, args = args[0], args[1:]
+	}
+	if len(args) != 2 && !(mode == "-rm" && len(args) == 1) {
+		ts.Fatalf("usage: rawfile [-cmp|-rm] PATH CONTENT")
+	}
+	var name strings.Builder
+	for i, part := range strings.Split(args[0], `"`) {
+		if i%2 == 1 {
+			u, err := strconv.Unquote(`"` + part + `"`)
+			ts.Check(err)
+			part = u
+		}
+		name.WriteString(part)
+	}
+	p := ts.MkAbs(name.String())
+	switch mode {
+	case "":
+		ts.Check(os.MkdirAll(filepath.Dir(p), 0o755))
+		ts.Check(os.WriteFile(p, []byte(args[1]+"\n"), 0o644))
+	case "-rm":
+		ts.Check(os.Remove(p))
+	case "-cmp":
+		got, err := os.ReadFile(p)
+		switch {
+		case neg && err == nil:
+			ts.Fatalf("%q exists", p)
+		case neg:
+		case err != nil:
+			ts.Fatalf("%v", err)
+		case string(got) != args[1]+"\n":
+			ts.Fatalf("%q holds %q, want %q", p, got, args[1]+"\n")
+		}
+	default:
+		ts.Fatalf("usage: rawfile [-cmp|-rm] PATH CONTENT")
 	}
 }
