@@ -32,6 +32,13 @@ const (
 	ExitNoRestic = 6
 )
 
+// Protocol is the contract that programs driving the binary rely on: the
+// --json events, the exit codes above and the flags they pass. "version"
+// prints it on its second line ("protocol: 1"); it goes up only when that
+// contract changes incompatibly, and new fields or commands do not change
+// it. The Python package (python/cloud_sync) refuses a binary without it.
+const Protocol = 1
+
 // Env is what the command line runs in; tests build their own.
 type Env struct {
 	Args    []string // without the program name

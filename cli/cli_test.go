@@ -216,3 +216,20 @@ func TestFlagTypo(t *testing.T) {
 		t.Fatalf("pull -h: exit %d, %q", code, errs)
 	}
 }
+
+// TestVersionProtocol: programs that drive the binary (the Python
+// cloud_sync package) read the protocol line of "version" to refuse a
+// binary older than they need.
+func TestVersionProtocol(t *testing.T) {
+	out, errOut, code := run(t, "", false, "version")
+	if code != 0 {
+		t.Fatalf("version exited %d: %s", code, errOut)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "instance-sync ") {
+		t.Fatalf("version output = %q, want \"instance-sync VERSION\" first", out)
+	}
+	if want := fmt.Sprintf("protocol: %d", Protocol); lines[1] != want {
+		t.Errorf("second line of version = %q, want %q", lines[1], want)
+	}
+}

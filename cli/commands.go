@@ -422,6 +422,7 @@ func cmdVersion(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	fmt.Fprintf(env.Stdout, "instance-sync %s\n", v)
+	fmt.Fprintf(env.Stdout, "protocol: %d\n", Protocol)
 	pack := c.pack
 	if pack == "" {
 		pack = env.Getenv("INST_MC_DIR")
