@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CGO_ENABLED := 0
 BIN := $(CURDIR)/.bin
 
-.PHONY: demo test tools lint release bench build
+.PHONY: demo test tools lint release bench build python-test
 
 # Runs the whole sync on an embedded server: no external service needed.
 demo: $(BIN)/restic
@@ -34,6 +34,12 @@ lint: tools
 # Everything CI runs: lint, then the race-enabled tests against real restic.
 test: lint
 	CGO_ENABLED=1 INSTANCE_SYNC_TEST_RESTIC=$(BIN)/restic go test -race -count=1 ./...
+	$(MAKE) --no-print-directory python-test
+
+# The Python package (python/cloud_sync) against this tree's binaries, real
+# restic and a real cloud-svc; skipped without python3 >= 3.10 unless CI=true.
+python-test: $(BIN)/restic
+	INSTANCE_SYNC_TEST_RESTIC=$(BIN)/restic ./python/test.sh
 
 release:
 	./scripts/release.sh
