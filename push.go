@@ -207,8 +207,13 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	if s.state.Known == nil {
 		s.state.Known = map[string]history.Snapshot{}
 	}
+	// The snapshot's time is restic's, as every other computer reads it.
+	when := sum.BackupStart
+	if when.IsZero() {
+		when = time.Now()
+	}
 	s.state.Known[sum.SnapshotID] = history.Snapshot{
-		ID: sum.SnapshotID, Time: time.Now().UTC(), Host: s.opt.Hostname, Label: s.label(), Kind: kind,
+		ID: sum.SnapshotID, Time: when.UTC(), Host: s.opt.Hostname, Label: s.label(), Kind: kind,
 		Bases: bases, Files: sum.TotalFiles, Bytes: sum.TotalBytes, Attempt: attempt,
 	}
 	if kind == history.KindPush {

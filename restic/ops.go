@@ -49,6 +49,9 @@ type BackupSummary struct {
 	DataAdded  int64  `json:"data_added"`
 	TotalFiles int64  `json:"total_files_processed"`
 	TotalBytes int64  `json:"total_bytes_processed"`
+	// BackupStart is the snapshot's own time: restic stamps the snapshot
+	// with the moment the backup started (without --time).
+	BackupStart time.Time `json:"backup_start"`
 }
 
 // Backup runs restic backup. On exit code 3 (some files unreadable) the

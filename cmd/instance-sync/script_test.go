@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"log"
 	"net/http"
@@ -78,6 +79,7 @@ func TestScripts(t *testing.T) {
 			"resticruns":  cmdResticRuns,
 			"lockworld":   cmdLockWorld,
 			"watching":    cmdWatching,
+			"sametimes":   cmdSameTimes,
 			"watchergone": cmdWatcherGone,
 			"rawfile":     cmdRawFile,
 		},
@@ -251,4 +253,36 @@ func cmdRawFile(ts *testscript.TestScript, neg bool, args []string) {
 	default:
 		ts.Fatalf("usage: rawfile [-cmp|-rm] PATH CONTENT")
 	}
+}
+
+// sametimes FILE...: each FILE is a JSON list of snapshots with "id" and
+// "time" (instance-sync history --json, restic snapshots --json); every
+// snapshot listed in more than one file has the same time in each, and at
+// least one is listed in all of them.
+func cmdSameTimes(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: sametimes FILE FILE...")
+	}
+	times := map[string]time.Time{}
+	seen := map[string]int{}
+	for _, f := range args {
+		var list []struct {
+			ID   string    `json:"id"`
+			Time time.Time `json:"time"`
+		}
+		ts.Check(json.Unmarshal([]byte(ts.ReadFile(f)), &list))
+		for _, sn := range list {
+			if t, ok := times[sn.ID]; ok && !t.Equal(sn.Time) {
+				ts.Fatalf("snapshot %.8s: %s in %s, %s before", sn.ID, sn.Time.Format(time.RFC3339Nano), f, t.Format(time.RFC3339Nano))
+			}
+			times[sn.ID] = sn.Time
+			seen[sn.ID]++
+		}
+	}
+	for _, n := range seen {
+		if n == len(args) {
+			return
+		}
+	}
+	ts.Fatalf("no snapshot is listed in all of %s", strings.Join(args, ", "))
 }
