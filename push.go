@@ -105,7 +105,9 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		}
 		staged <- sm
 	}
-	id, err := s.backup(ctx, history.KindPush, bases, parentIn(listing, s.state.Last), cur, stage)
+	parent := parentIn(listing, s.state.Last)
+	sum, err := s.backup(ctx, history.KindPush, bases, parent, cur, stage)
+	id := sum.SnapshotID
 	var sm *instance.StagedManifest
 	select {
 	case sm = <-staged:
@@ -135,18 +137,43 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if partial {
 		return Result{}, fmt.Errorf("%w; snapshot %s is incomplete and the next push tries again", err, short(id))
 	}
-	return s.done(Result{Action: "pushed", Snapshot: id, Message: fmt.Sprintf("pushed %d files (%s) as snapshot %s", len(cur), ui.HumanBytes(cur.Bytes()), short(id))})
+	return s.done(Result{Action: "pushed", Snapshot: id, Message: pushedMessage(sum, s.state.Known[parent], parent != "")})
+}
+
+// pushedMessage says what a push changed and uploaded, and what the
+// snapshot holds: "pushed snapshot 1a2b3c4d: 1 file changed, 1.2 KiB
+// uploaded; 3 files, 195.3 KiB in the snapshot". New and changed files are
+// restic's count against the parent; deleted ones are the files of the
+// parent that restic found neither unmodified nor changed.
+func pushedMessage(sum restic.BackupSummary, parent history.Snapshot, hasParent bool) string {
+	changed := int(sum.FilesNew + sum.FilesChg)
+	deleted := 0
+	if hasParent && parent.Files > 0 {
+		deleted = max(0, int(parent.Files-sum.FilesChg-sum.FilesUnmodified))
+	}
+	var what string
+	switch {
+	case changed > 0 && deleted > 0:
+		what = fmt.Sprintf("%s changed, %d deleted", plural(changed, "file"), deleted)
+	case deleted > 0:
+		what = plural(deleted, "file") + " deleted"
+	default:
+		what = plural(changed, "file") + " changed"
+	}
+	return fmt.Sprintf("pushed snapshot %s: %s, %s uploaded; %s, %s in the snapshot",
+		short(sum.SnapshotID), what, ui.HumanBytes(sum.DataAddedPacked), plural(int(sum.TotalFiles), "file"), ui.HumanBytes(sum.TotalBytes))
 }
 
 // backup writes the file lists and runs restic backup from the pack folder
 // with relative paths, so the snapshot restores into any folder. It records
-// the new snapshot's metadata in state (not saved). alongside, if not nil,
+// the new snapshot's metadata in state (not saved) and returns restic's
+// summary of it. alongside, if not nil,
 // runs in a goroutine from the moment restic starts, and has finished when
 // backup returns.
-func (s *session) backup(ctx context.Context, kind string, bases []string, parent string, cur scope.Manifest, alongside func()) (string, error) {
+func (s *session) backup(ctx context.Context, kind string, bases []string, parent string, cur scope.Manifest, alongside func()) (restic.BackupSummary, error) {
 	rc, err := s.resticClient(ctx)
 	if err != nil {
-		return "", err
+		return restic.BackupSummary{}, err
 	}
 	// restic gets the scope's folders and exclude patterns when its own
 	// filtering picks exactly the walked files (it walks folders faster than
@@ -165,16 +192,16 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	// restic's inputs are written again before every backup and read only
 	// by it: no fsync (a crash can only lose a file the next push rewrites).
 	if err := os.WriteFile(s.paths.FilesFrom(), []byte(list.String()), 0o600); err != nil {
-		return "", err
+		return restic.BackupSummary{}, err
 	}
 	if err := os.WriteFile(s.paths.ExcludeFrom(), []byte(strings.Join(excludes, "\n")+"\n"), 0o600); err != nil {
-		return "", err
+		return restic.BackupSummary{}, err
 	}
 	attempt := newAttempt()
 	if kind == history.KindPush {
 		s.state.PendingPush = attempt
 		if err := s.save(); err != nil {
-			return "", err
+			return restic.BackupSummary{}, err
 		}
 	}
 	tags := history.Tags(kind, bases, s.label(), attempt)
@@ -202,7 +229,7 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 		if err == nil {
 			err = errors.New("restic backup reported no snapshot")
 		}
-		return "", err
+		return restic.BackupSummary{}, err
 	}
 	if s.state.Known == nil {
 		s.state.Known = map[string]history.Snapshot{}
@@ -219,7 +246,7 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	if kind == history.KindPush {
 		s.state.PendingPush = ""
 	}
-	return sum.SnapshotID, err
+	return sum, err
 }
 
 // safety snapshots the local files before they are replaced. It returns
@@ -239,7 +266,8 @@ func (s *session) safety(ctx context.Context, cur scope.Manifest) (string, error
 	if s.state.Last != "" {
 		bases = []string{s.state.Last}
 	}
-	id, err := s.backup(ctx, history.KindSafety, bases, parentIn(listing, s.state.Last), cur, nil)
+	sum, err := s.backup(ctx, history.KindSafety, bases, parentIn(listing, s.state.Last), cur, nil)
+	id := sum.SnapshotID
 	if err != nil {
 		return "", fmt.Errorf("safety snapshot before replacing local files: %w; nothing was replaced", err)
 	}

@@ -46,9 +46,13 @@ type BackupSummary struct {
 	SnapshotID string `json:"snapshot_id"`
 	FilesNew   int64  `json:"files_new"`
 	FilesChg   int64  `json:"files_changed"`
-	DataAdded  int64  `json:"data_added"`
-	TotalFiles int64  `json:"total_files_processed"`
-	TotalBytes int64  `json:"total_bytes_processed"`
+	// FilesUnmodified are the files restic found unchanged since the parent.
+	FilesUnmodified int64 `json:"files_unmodified"`
+	DataAdded       int64 `json:"data_added"`
+	// DataAddedPacked is what the backup uploaded: new data, compressed.
+	DataAddedPacked int64 `json:"data_added_packed"`
+	TotalFiles      int64 `json:"total_files_processed"`
+	TotalBytes      int64 `json:"total_bytes_processed"`
 	// BackupStart is the snapshot's own time: restic stamps the snapshot
 	// with the moment the backup started (without --time).
 	BackupStart time.Time `json:"backup_start"`
