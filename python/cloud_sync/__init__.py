@@ -195,7 +195,9 @@ def _sync(op: str, args: Args, extra: list[str], on_event: EventCallback | None)
 def pull(args: Args, *, on_event: EventCallback | None = None) -> Result:
     """Brings newer progress from the cloud into the pack folder (the
     pre-launch hook). Raises ConflictError when both sides changed and
-    ``args.prefer`` is not set (headless), or the player cancelled."""
+    ``args.prefer`` is not set (headless), or the player cancelled.
+    ``on_event`` (else ``args.on_event``) gets each event as it comes; if
+    it raises, instance-sync is stopped and the exception propagates."""
     extra: list[str] = []
     if args.prefer is not None:
         if args.prefer not in ("local", "cloud"):
@@ -237,7 +239,7 @@ def init(
     elif args.token_file is not None:
         extra["INSTANCE_SYNC_TOKEN"] = ""  # the file, not an inherited variable
     _run(args, argv, args.on_event, extra)
-    pack = args.pack_folder if args.pack_folder is not None else os.environ.get("INST_MC_DIR") or os.getcwd()
+    pack = args.pack_folder if args.pack_folder is not None else _env(args).get("INST_MC_DIR") or os.getcwd()
     cfg = config.read(pack)
     if cfg is None:
         raise SyncError(f"instance-sync init succeeded but {Path(pack) / config.DIR_NAME / 'sync.json'} is missing")

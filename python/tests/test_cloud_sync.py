@@ -291,7 +291,10 @@ class EndToEnd(unittest.TestCase):
         e = cm.exception
         self.assertNotIsInstance(e, cloud_sync.CancelledError)
         self.assertEqual(e.exit_code, 3)
-        self.assertEqual(e.reason, "both this computer and the cloud have changes")
+        decision = next(ev for ev in seen if ev["type"] == "decision")
+        self.assertEqual(decision["action"], "conflict")
+        self.assertTrue(e.reason)
+        self.assertEqual(e.reason, decision["reason"])
         self.assertIn("--prefer=cloud", e.message)
         self.assertEqual(e.heads, [pushed.snapshot])
         self.assertEqual(len(e.cloud), 1)
@@ -357,6 +360,25 @@ class EndToEnd(unittest.TestCase):
         with self.assertRaises(cloud_sync.ResticMissingError) as cm:
             cloud_sync.push(args)
         self.assertEqual(cm.exception.exit_code, 6)
+
+    def test_callback_raises(self) -> None:
+        # An exception in on_event stops the binary and comes out as it is;
+        # the instance is not left locked.
+        token = self.account("fay")
+        a = self.folder("a9")
+        (a / "saves" / "World" / "level.dat").write_bytes(os.urandom(5000))
+        config.write(a, self.server.url, token=token)
+
+        class Stop(Exception):
+            pass
+
+        def stop(ev: dict) -> None:
+            if ev["type"] == "start":
+                raise Stop()
+
+        with self.assertRaises(Stop):
+            cloud_sync.push(self.args(a, "computer-a", on_event=stop))
+        self.assertEqual(cloud_sync.push(self.args(a, "computer-a")).action, "pushed")
 
     def test_not_opted_in(self) -> None:
         a = self.folder("a6")
