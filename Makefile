@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CGO_ENABLED := 0
 BIN := $(CURDIR)/.bin
 
-.PHONY: demo test tools lint release bench build python-test
+.PHONY: demo test tools lint release bench build python-test pyz
 
 # Runs the whole sync on an embedded server: no external service needed.
 demo: $(BIN)/restic
@@ -40,6 +40,11 @@ test: lint
 # restic and a real cloud-svc; skipped without python3 >= 3.10 unless CI=true.
 python-test: $(BIN)/restic
 	INSTANCE_SYNC_TEST_RESTIC=$(BIN)/restic ./python/test.sh
+
+# cloud-sync.pyz: the Python package in one file; "python cloud-sync.pyz pull ..."
+# (the predecessor's hook lines) runs the instance-sync binary beside it.
+pyz:
+	./python/build-pyz.sh cloud-sync.pyz
 
 release:
 	./scripts/release.sh

@@ -1,4 +1,5 @@
-"""``python -m cloud_sync ARGS...`` runs ``instance-sync ARGS...``.
+"""``python -m cloud_sync ARGS...`` (and ``python cloud-sync.pyz ARGS...``,
+see build-pyz.sh) runs ``instance-sync ARGS...``.
 
 The predecessor was started as ``python cloud-sync.pyz pull --pack-folder=...``
 from launcher hooks; its commands and flags are instance-sync's, so this

@@ -73,7 +73,12 @@ def find_binary(explicit: str | os.PathLike[str] | None = None, env: Mapping[str
             )
         return str(p.resolve())
     here = Path(__file__).resolve().parent
-    for folder in (here, here.parent):
+    folders = [here, here.parent]
+    # Run from a zip (cloud-sync.pyz): the folder holding the zip.
+    archive = next((p for p in here.parents if p.is_file()), None)
+    if archive is not None:
+        folders = [archive.parent]
+    for folder in folders:
         for name in _exe_names():
             if _usable(folder / name):
                 return str(folder / name)
@@ -82,7 +87,7 @@ def find_binary(explicit: str | os.PathLike[str] | None = None, env: Mapping[str
         return found
     raise BinaryNotFoundError(
         "instance-sync not found: pass Args(binary=PATH), set $INSTANCE_SYNC_BINARY, "
-        f"put the binary next to the cloud_sync package ({here.parent}) or on PATH"
+        f"put the binary next to the cloud_sync package ({folders[-1]}) or on PATH"
     )
 
 

@@ -427,6 +427,22 @@ class EndToEnd(unittest.TestCase):
         cp = subprocess.run([sys.executable, "-c", code], env=env, cwd=d, capture_output=True, text=True, timeout=120)
         self.assertEqual(cp.stdout.strip(), self.binary, "$INSTANCE_SYNC_BINARY comes first")
 
+    def test_pyz_runs_the_binary_beside_it(self) -> None:
+        # The predecessor's hook line: python /path/to/cloud-sync.pyz pull ...
+        d = self.work / "pyz"
+        d.mkdir()
+        build = Path(__file__).resolve().parent.parent / "build-pyz.sh"
+        subprocess.run([str(build), str(d / "cloud-sync.pyz")], check=True, capture_output=True, timeout=120)
+        shutil.copy2(BINARY, d / "instance-sync")
+        env = {"PATH": str(self.work / "empty-path"), "PYTHONDONTWRITEBYTECODE": "1"}
+        cp = subprocess.run([sys.executable, str(d / "cloud-sync.pyz"), "version"], env=env, cwd=self.work,
+                            capture_output=True, text=True, timeout=120)
+        self.assertEqual((cp.returncode, cp.stderr), (0, ""))
+        self.assertEqual(cp.stdout.splitlines()[:2], ["instance-sync dev", f"protocol: {cloud_sync.PROTOCOL}"])
+        cp = subprocess.run([sys.executable, str(d / "cloud-sync.pyz"), "pull", "--pack-folder=" + str(self.folder("a10"))],
+                            env=env, capture_output=True, text=True, timeout=120)
+        self.assertEqual((cp.returncode, cp.stdout, cp.stderr), (0, "", ""))
+
     def test_module_runs_the_binary(self) -> None:
         # python -m cloud_sync ARGS: the predecessor's "python cloud-sync.pyz ARGS".
         env = dict(os.environ, INSTANCE_SYNC_BINARY=self.binary, PYTHONPATH=str(Path(cloud_sync.__file__).parent.parent))
