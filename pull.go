@@ -173,17 +173,29 @@ func (s *session) describeConflict(ctx context.Context, plan history.Plan, cur s
 	c := ui.Conflict{Instance: s.label(), Local: local}
 	for _, h := range plan.Heads {
 		side := ui.Side{SnapshotID: h.ID, Host: h.Host, Label: h.Label, Time: h.Time, Size: h.Bytes, Files: int(h.Files)}
-		// What the cloud changed since this computer's last sync: one
-		// restic diff per head, made only when there is a conflict.
+		// What the cloud changed since this computer's last sync, measured
+		// like the local side: the files changed and their sizes. One
+		// restic diff and one listing per head, only when there is a
+		// conflict.
 		if rc, err := s.resticClient(ctx); err == nil && s.state.Last != "" {
 			if d, err := rc.Diff(ctx, s.state.Last, h.ID); err == nil {
-				var paths []string
+				var paths, present []string
 				for _, c := range d.Changes {
 					if s.scope.InScope(c.Path) {
 						paths = append(paths, c.Path)
+						if c.Modifier != "-" {
+							present = append(present, c.Path)
+						}
 					}
 				}
-				side.Files, side.Size, side.Worlds = len(paths), d.AddedBytes, scope.Worlds(paths)
+				side.Files, side.Size, side.Worlds = len(paths), 0, scope.Worlds(paths)
+				if len(present) > 0 {
+					if sizes, err := rc.FileSizes(ctx, h.ID); err == nil {
+						for _, p := range present {
+							side.Size += sizes[p]
+						}
+					}
+				}
 			}
 		}
 		c.Cloud = append(c.Cloud, side)

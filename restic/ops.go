@@ -179,10 +179,11 @@ type Change struct {
 	Modifier string // + added, - removed, M modified, T type changed
 }
 
-// DiffResult is restic's comparison of two snapshots.
+// DiffResult is restic's comparison of two snapshots: the paths that
+// differ. (restic's "added bytes" are not file sizes: they count the new
+// blobs, metadata included; FileSizes has the sizes.)
 type DiffResult struct {
-	Changes    []Change
-	AddedBytes int64
+	Changes []Change
 }
 
 // Diff compares snapshots from and to.
@@ -196,19 +197,31 @@ func (c *Client) Diff(ctx context.Context, from, to string) (DiffResult, error) 
 				ch.Path = strings.TrimPrefix(ch.Path, "/")
 				d.Changes = append(d.Changes, ch)
 			}
-		case "statistics":
-			var st struct {
-				Added struct {
-					Bytes int64 `json:"bytes"`
-				} `json:"added"`
-			}
-			if json.Unmarshal(raw, &st) == nil {
-				d.AddedBytes = st.Added.Bytes
-			}
 		}
 		return false
 	})
 	return d, err
+}
+
+// FileSizes lists the files of snapshot id with their sizes, by path
+// relative to the snapshot's root (slash-separated, no leading slash).
+func (c *Client) FileSizes(ctx context.Context, id string) (map[string]int64, error) {
+	sizes := map[string]int64{}
+	err := c.run(ctx, "ls", false, []string{"ls", "--no-lock", id}, func(mt string, raw []byte) bool {
+		if mt != "node" {
+			return false
+		}
+		var n struct {
+			Type string `json:"type"`
+			Path string `json:"path"`
+			Size int64  `json:"size"`
+		}
+		if json.Unmarshal(raw, &n) == nil && n.Type == "file" {
+			sizes[itemPath(n.Path)] = n.Size
+		}
+		return false
+	})
+	return sizes, err
 }
 
 // itemPath turns restic's item path ("/saves/W/level.dat", backslashes on
