@@ -56,6 +56,11 @@ type Options struct {
 	// running; it checks every file (INSTANCE_SYNC_WATCH=0).
 	NoWatcher bool
 
+	// Fault, when set, is called at the named points of a restore
+	// ("staged", "restored", "moved:N" after the Nth file is in place):
+	// tests kill the process there. Nil in normal use.
+	Fault func(point string)
+
 	// HTTPTimeout bounds each request to the server (default 10s).
 	HTTPTimeout time.Duration
 	// ResticStall ends a restic backup or restore that made no progress for

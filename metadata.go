@@ -18,19 +18,9 @@ import (
 // run, the time "restic snapshots" would take) and it is cached beside the
 // token. If the files cannot be read that way, restic reads them.
 func (s *session) snapshotMeta(ctx context.Context, ids []string) ([]restic.Snapshot, error) {
-	key, ok := s.paths.LoadMasterKey()
-	if !ok {
-		rc, err := s.resticClient(ctx)
-		if err != nil {
-			return nil, err
-		}
-		raw, err := rc.MasterKey(ctx)
-		if err != nil {
-			return nil, err
-		}
-		key, err = repofile.ParseMasterKey(raw)
-		clear(raw)
-		ok = err == nil && s.paths.SaveMasterKey(key) == nil
+	key, ok, err := s.masterKey(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if ok {
 		snaps, err := s.readSnapshots(ctx, key, ids)
@@ -89,4 +79,24 @@ func (s *session) readSnapshots(ctx context.Context, key repofile.Key, ids []str
 		}
 	}
 	return snaps, nil
+}
+
+// masterKey is the repository's master key: the cached one, else restic is
+// asked for it once and it is cached. ok is false when restic printed
+// something that is not a key or it cannot be cached.
+func (s *session) masterKey(ctx context.Context) (key repofile.Key, ok bool, err error) {
+	if key, ok := s.paths.LoadMasterKey(); ok {
+		return key, true, nil
+	}
+	rc, err := s.resticClient(ctx)
+	if err != nil {
+		return repofile.Key{}, false, err
+	}
+	raw, err := rc.MasterKey(ctx)
+	if err != nil {
+		return repofile.Key{}, false, err
+	}
+	key, err = repofile.ParseMasterKey(raw)
+	clear(raw)
+	return key, err == nil && s.paths.SaveMasterKey(key) == nil, nil
 }

@@ -40,6 +40,9 @@ func Pull(ctx context.Context, opt Options) (Result, error) {
 func (s *session) pull(ctx context.Context) (Result, error) {
 	u := s.opt.UI
 	u.Event(ui.Event{Type: "start", Data: map[string]any{"op": "pull", "instance": s.cfg.InstanceID, "label": s.label()}})
+	if err := s.resumeJournal(); err != nil {
+		return s.notRestored(err)
+	}
 	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
 	if (errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrServer)) && !s.opt.OfflineFail {
 		u.Warn(fmt.Sprintf("%v; playing with the files on this computer, they sync next time", err))
@@ -91,11 +94,32 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 		return s.done(Result{Action: "local-ahead", Snapshot: s.state.Last, Message: plan.Reason})
 	case history.FastForward, history.Resume:
 		if err := s.restore(ctx, plan.Target); err != nil {
-			return Result{}, err
+			return s.notRestored(err)
 		}
 		return s.done(Result{Action: plan.Action.String(), Snapshot: plan.Target, Message: "restored " + short(plan.Target) + " from " + g[plan.Target].Host})
 	}
 	return s.resolve(ctx, plan, cur, g)
+}
+
+// notRestored ends a pull whose restore failed. A restore that failed
+// before changing anything (StageError), or whose move the next run
+// finishes, leaves files the player can play: like offline, a warning and
+// the game starts, unless --offline=fail. The pre-launch hook must not fail
+// on every launch because of a snapshot or a full disk.
+func (s *session) notRestored(err error) (Result, error) {
+	var se *StageError
+	staged := errors.As(err, &se)
+	if s.opt.OfflineFail || (!staged && s.state.Journal == nil) {
+		return Result{}, err
+	}
+	msg := err.Error()
+	if staged {
+		msg += "; nothing was changed: playing with the files on this computer"
+	} else {
+		msg += "; playing with the files as they are"
+	}
+	s.opt.UI.Warn(msg)
+	return Result{Action: "not-restored", Snapshot: s.state.Last, Message: msg}, nil
 }
 
 // done reports a finished pull.
@@ -151,7 +175,7 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 			return Result{}, err
 		}
 		if err := s.restore(ctx, target.ID); err != nil {
-			return Result{}, err
+			return s.notRestored(err)
 		}
 		msg := "restored " + short(target.ID) + " from " + target.Host
 		if safety != "" {
@@ -258,70 +282,6 @@ func (s *session) graph(ctx context.Context, l remote.Listing) (history.Graph, e
 		}
 	}
 	return g, nil
-}
-
-// restore makes the files in scope exactly those of snapshot id: restic
-// restores (skipping identical files), then files in scope that the
-// snapshot lacks are deleted. Nothing outside the scope is touched. The
-// restoring marker makes an interrupted restore resume at the next run.
-func (s *session) restore(ctx context.Context, id string) error {
-	rc, err := s.resticClient(ctx)
-	if err != nil {
-		return err
-	}
-	if err := checkOpenWorlds(s.opt.PackFolder); err != nil {
-		return err
-	}
-	s.state.Restoring = id
-	if err := s.save(); err != nil {
-		return err
-	}
-	inSnapshot := map[string]bool{}
-	var includes []string
-	for _, inc := range s.scope.Include {
-		includes = append(includes, "/"+strings.TrimSuffix(inc, "/"))
-	}
-	u := s.opt.UI
-	u.ProgressStart("pull")
-	err = rc.Restore(ctx, id, restic.RestoreOptions{
-		Target:   s.opt.PackFolder,
-		Includes: includes,
-		OnItem:   func(p, _ string, _ int64) { inSnapshot[p] = true },
-	}, func(st restic.Status) { u.ProgressUpdate(progressOf("pull", st)) })
-	u.ProgressDone()
-	if err != nil {
-		return fmt.Errorf("%w; the restore resumes at the next pull", err)
-	}
-	cur, err := s.walk()
-	if err != nil {
-		return err
-	}
-	// Deletions trust restic's list of the snapshot's items; an empty list
-	// for a snapshot that has files means restic did not report them, and
-	// deleting by it would remove all player data. (A shorter list is
-	// normal: this computer may sync less than the one that pushed.)
-	if want := s.state.Known[id].Files; len(inSnapshot) == 0 && want > 0 {
-		return fmt.Errorf("restic listed %d items of snapshot %s, which has %d files; nothing was deleted and the restore resumes at the next pull", len(inSnapshot), short(id), want)
-	}
-	for _, p := range cur.Paths() {
-		if inSnapshot[p] || inSnapshot[restic.JSONName(p)] {
-			continue
-		}
-		if err := os.Remove(filepath.Join(s.opt.PackFolder, filepath.FromSlash(p))); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("removing %s (not in the snapshot): %w; the restore resumes at the next pull", p, err)
-		}
-		s.pruneEmptyDirs(p)
-	}
-	after, err := s.walk()
-	if err != nil {
-		return err
-	}
-	s.state.Last = id
-	s.state.SetManifest(after)
-	s.state.Restoring = ""
-	s.state.Skipped = nil
-	s.state.LastSync = time.Now().UTC()
-	return s.save()
 }
 
 // pruneEmptyDirs removes the folders above a deleted file that are now

@@ -38,6 +38,9 @@ func Push(ctx context.Context, opt Options) (Result, error) {
 func (s *session) push(ctx context.Context) (Result, error) {
 	u := s.opt.UI
 	u.Event(ui.Event{Type: "start", Data: map[string]any{"op": "push", "instance": s.cfg.InstanceID, "label": s.label()}})
+	if err := s.resumeJournal(); err != nil {
+		return Result{}, err
+	}
 	if s.state.Restoring != "" {
 		return Result{}, fmt.Errorf("a restore of %s was interrupted, so the files are half-restored; run \"instance-sync pull\" to finish it before pushing", short(s.state.Restoring))
 	}

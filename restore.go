@@ -17,6 +17,9 @@ func Restore(ctx context.Context, opt Options, snapshot string) (Result, error) 
 		return Result{}, err
 	}
 	defer s.close()
+	if err := s.resumeJournal(); err != nil {
+		return Result{}, err
+	}
 	l, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
 	if err != nil {
 		return Result{}, err

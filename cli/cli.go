@@ -301,7 +301,26 @@ func (c *common) options(env Env) (instancesync.Options, error) {
 		Hostname:     env.Getenv("INSTANCE_SYNC_HOSTNAME"),
 		StartWatcher: c.watcher(env),
 		NoWatcher:    env.Getenv("INSTANCE_SYNC_WATCH") == "0",
+		Fault:        killAt(env.Getenv("INSTANCE_SYNC_TEST_KILL_AT")),
 	}, nil
+}
+
+// killAt is fault injection for tests: with INSTANCE_SYNC_TEST_KILL_AT set
+// to a restore's point ("staged", "restored", "moved:2"), the process
+// kills itself there as a launcher or a power cut would, without any
+// cleanup.
+func killAt(point string) func(string) {
+	if point == "" {
+		return nil
+	}
+	return func(at string) {
+		if at == point {
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				_ = p.Kill()
+				select {} // until the signal lands
+			}
+		}
+	}
 }
 
 // watcher starts the change watcher that lets the push after the game

@@ -29,18 +29,19 @@ type Paths struct {
 	Pack string // the pack folder ($INST_MC_DIR)
 }
 
-func (p Paths) Dir() string              { return filepath.Join(p.Pack, DirName) }
-func (p Paths) Config() string           { return filepath.Join(p.Dir(), "sync.json") }
-func (p Paths) Disabled() string         { return filepath.Join(p.Dir(), "sync.json.disabled") }
-func (p Paths) Token() string            { return filepath.Join(p.Dir(), "token") }
-func (p Paths) State() string            { return filepath.Join(p.Dir(), "state.json") }
-func (p Paths) Manifest() string         { return filepath.Join(p.Dir(), "manifest.json") }
-func (p Paths) MasterKey() string        { return filepath.Join(p.Dir(), "masterkey") }
-func (p Paths) Scope() string            { return filepath.Join(p.Dir(), "scope.json") }
-func (p Paths) FilesFrom() string        { return filepath.Join(p.Dir(), "files-from.txt") }
-func (p Paths) ExcludeFrom() string      { return filepath.Join(p.Dir(), "exclude-from.txt") }
-func (p Paths) Lock() string             { return filepath.Join(p.Dir(), "lock") }
-func (p Paths) Staging(id string) string { return filepath.Join(p.Dir(), "restore-"+id) }
+func (p Paths) Dir() string         { return filepath.Join(p.Pack, DirName) }
+func (p Paths) Config() string      { return filepath.Join(p.Dir(), "sync.json") }
+func (p Paths) Disabled() string    { return filepath.Join(p.Dir(), "sync.json.disabled") }
+func (p Paths) Token() string       { return filepath.Join(p.Dir(), "token") }
+func (p Paths) State() string       { return filepath.Join(p.Dir(), "state.json") }
+func (p Paths) Manifest() string    { return filepath.Join(p.Dir(), "manifest.json") }
+func (p Paths) MasterKey() string   { return filepath.Join(p.Dir(), "masterkey") }
+func (p Paths) Scope() string       { return filepath.Join(p.Dir(), "scope.json") }
+func (p Paths) FilesFrom() string   { return filepath.Join(p.Dir(), "files-from.txt") }
+func (p Paths) ExcludeFrom() string { return filepath.Join(p.Dir(), "exclude-from.txt") }
+func (p Paths) Lock() string        { return filepath.Join(p.Dir(), "lock") }
+func (p Paths) Staging() string     { return filepath.Join(p.Dir(), "staging") }
+func (p Paths) Displaced() string   { return filepath.Join(p.Dir(), "displaced") }
 
 // FileError is a state file that cannot be used. Its message names the file
 // and what to do.

@@ -43,6 +43,10 @@ type State struct {
 	// Restoring marks a restore in progress: a run that finds it finishes
 	// that restore first.
 	Restoring string `json:"restoring,omitempty"`
+	// Journal is a restore whose files are all downloaded into the staging
+	// folder and are being moved into place: a run that finds it finishes
+	// the move, without the server, before anything else.
+	Journal *Journal `json:"journal,omitempty"`
 	// PendingPush is the attempt id of a push that started and has not been
 	// recorded; a snapshot carrying it is this machine's own.
 	PendingPush string `json:"pending_push,omitempty"`
@@ -52,6 +56,17 @@ type State struct {
 	manifestFile  string // where LoadManifest reads the manifest
 	manifestDirty bool   // SetManifest was called since the last save
 	staged        *StagedManifest
+}
+
+// Journal is the move phase of a restore: every file of Moves lies
+// complete (and synced to disk) in the staging folder under its own path;
+// Deletes are files in scope the snapshot lacks. Both steps can be run
+// again after any interruption: a staged file that is gone was moved, a
+// file that is gone was deleted.
+type Journal struct {
+	Snapshot string   `json:"snapshot"`
+	Moves    []string `json:"moves,omitempty"`
+	Deletes  []string `json:"deletes,omitempty"`
 }
 
 // StagedManifest is a manifest already encoded and written beside

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,77 @@ func (s Server) SnapshotFile(ctx context.Context, instanceID, id string) ([]byte
 	}
 	if len(b) > maxSnapshotFile {
 		return nil, fmt.Errorf("%s: snapshot %s is larger than %d MiB; not a snapshot file", s.base(), id[:8], maxSnapshotFile>>20)
+	}
+	return b, nil
+}
+
+// maxRepoFile bounds one download of an index file or a stretch of a pack
+// file: restic writes packs of at most 128 MiB and indexes far smaller.
+const maxRepoFile = 128 << 20
+
+// ListFiles lists the names of <repo>/<kind>/ (kind "index", "data", …)
+// with REST API v2.
+func (s Server) ListFiles(ctx context.Context, instanceID, kind string) ([]string, error) {
+	resp, err := s.do(ctx, http.MethodGet, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/"+kind+"/", "application/vnd.x.restic.rest.v2")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("%w: %s/ of %s on %s", ErrNotFound, kind, instanceID, s.base())
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, s.statusError(resp, "listing "+kind+" files", "")
+	}
+	var entries []struct {
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&entries); err != nil {
+		return nil, fmt.Errorf("%w: %s: unreadable %s listing: %v", ErrUnreachable, s.base(), kind, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if isHexID(e.Name) {
+			names = append(names, e.Name)
+		}
+	}
+	return names, nil
+}
+
+// ReadFile downloads <repo>/<kind>/<id>, all of it when length is 0, else
+// length bytes from offset, as stored (encrypted; see package repofile).
+func (s Server) ReadFile(ctx context.Context, instanceID, kind, id string, offset, length int64) ([]byte, error) {
+	if !isHexID(id) {
+		return nil, fmt.Errorf("%q is not a file id", id)
+	}
+	if length > maxRepoFile || offset < 0 || length < 0 {
+		return nil, fmt.Errorf("%s %s: %d bytes at %d is out of range", kind, id[:8], length, offset)
+	}
+	rng := ""
+	if length > 0 {
+		rng = fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
+	}
+	resp, err := s.doRange(ctx, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/"+kind+"/"+id, rng)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusPartialContent:
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("%w: %s %s of %s on %s", ErrNotFound, kind, id[:8], instanceID, s.base())
+	default:
+		return nil, s.statusError(resp, "reading "+kind+" "+id[:8], "")
+	}
+	if length > 0 && resp.StatusCode == http.StatusOK {
+		return nil, fmt.Errorf("%s: the server ignored a range request for %s %s", s.base(), kind, id[:8])
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRepoFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: reading %s %s: %v", ErrUnreachable, s.base(), kind, id[:8], trimURL(err))
+	}
+	if len(b) > maxRepoFile || (length > 0 && int64(len(b)) != length) {
+		return nil, fmt.Errorf("%s: %s %s: got %d bytes, want %d", s.base(), kind, id[:8], len(b), length)
 	}
 	return b, nil
 }

@@ -74,6 +74,16 @@ func (s Server) RepoURL(instanceID string) string {
 func (s Server) base() string { return strings.TrimRight(s.URL, "/") }
 
 func (s Server) do(ctx context.Context, method, path string, accept string) (*http.Response, error) {
+	return s.request(ctx, method, path, "Accept", accept)
+}
+
+// doRange is a GET of part of a file (rng is a Range header value; "" for all).
+func (s Server) doRange(ctx context.Context, path, rng string) (*http.Response, error) {
+	return s.request(ctx, http.MethodGet, path, "Range", rng)
+}
+
+// request sends one request with an optional header.
+func (s Server) request(ctx context.Context, method, path, header, value string) (*http.Response, error) {
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -85,8 +95,8 @@ func (s Server) do(ctx context.Context, method, path string, accept string) (*ht
 		return nil, err
 	}
 	req.SetBasicAuth(s.User, s.Password)
-	if accept != "" {
-		req.Header.Set("Accept", accept)
+	if value != "" {
+		req.Header.Set(header, value)
 	}
 	client := s.Client
 	if client == nil {

@@ -17,6 +17,7 @@ type Snapshot struct {
 	Time     time.Time `json:"time"`
 	Hostname string    `json:"hostname"`
 	Tags     []string  `json:"tags"`
+	Tree     string    `json:"tree,omitempty"` // the root tree's blob id
 	Summary  *struct {
 		TotalFilesProcessed int64 `json:"total_files_processed"`
 		TotalBytesProcessed int64 `json:"total_bytes_processed"`

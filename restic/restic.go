@@ -34,6 +34,9 @@ type Error struct {
 	ExitCode int
 	Message  string // restic's own last words (exit_error or stderr), secrets never included
 	Kind     error  // one of the typed errors above, or nil
+	// Items are restic's messages about single files or folders that
+	// failed (at most 20), e.g. "…/r.0.0.mca: write: no space left on device".
+	Items []string
 }
 
 func (e *Error) Error() string {
@@ -279,6 +282,9 @@ func (c *Client) runLines(ctx context.Context, op string, watched bool, args []s
 	if re.Message == "" {
 		re.Message = errBuf.lastLine()
 	}
+	errBuf.mu.Lock()
+	re.Items = errBuf.errs
+	errBuf.mu.Unlock()
 	return re
 }
 
@@ -290,6 +296,7 @@ type tailBuffer struct {
 	out    io.Writer
 	part   []byte
 	last   string
+	errs   []string // restic's errors about single items
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
@@ -306,12 +313,48 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
+		line = t.plain(line)
 		t.last = line
 		if t.out != nil {
 			fmt.Fprintf(t.out, "%s%s\n", t.prefix, line)
 		}
 	}
 	return len(p), nil
+}
+
+// plain turns restic's JSON messages on stderr (an item's error, the
+// exit error) into text: they reach launcher logs and error messages,
+// where JSON means nothing to a player. Item errors are kept for Error.
+func (t *tailBuffer) plain(line string) string {
+	mt, raw, ok := ParseLine([]byte(line))
+	if !ok {
+		return line
+	}
+	var m struct {
+		Message string `json:"message"`
+		Error   struct {
+			Message string `json:"message"`
+		} `json:"error"`
+		During string `json:"during"`
+		Item   string `json:"item"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return line
+	}
+	switch {
+	case mt == "error" && m.Error.Message != "":
+		text := m.Error.Message
+		if m.Item != "" && !strings.Contains(text, m.Item) {
+			text = m.Item + ": " + text
+		}
+		if len(t.errs) < 20 {
+			t.errs = append(t.errs, text)
+		}
+		return text
+	case m.Message != "":
+		return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(m.Message), "Fatal: "))
+	}
+	return line
 }
 
 func (t *tailBuffer) lastLine() string {

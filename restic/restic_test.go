@@ -116,3 +116,21 @@ func TestStallEndsRun(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// restic's JSON messages on stderr reach logs and errors as text, and
+// item errors are kept for telling a full disk from other failures.
+func TestStderrJSONBecomesText(t *testing.T) {
+	var out strings.Builder
+	tb := tailBuffer{prefix: "restic: ", out: &out}
+	tb.Write([]byte(`{"message_type":"error","error":{"message":"write /p/saves/W/r.0.0.mca: no space left on device"},"during":"restore","item":"/saves/W/r.0.0.mca"}` + "\n"))
+	tb.Write([]byte(`{"message_type":"exit_error","code":1,"message":"Fatal: There were 1 errors\n"}` + "\n"))
+	if strings.Contains(out.String(), "message_type") {
+		t.Fatalf("JSON reached the log:\n%s", out.String())
+	}
+	if got := tb.lastLine(); got != "There were 1 errors" {
+		t.Fatalf("last line %q", got)
+	}
+	if len(tb.errs) != 1 || !strings.Contains(tb.errs[0], "no space left on device") {
+		t.Fatalf("item errors %q", tb.errs)
+	}
+}

@@ -156,6 +156,49 @@ func TestKillAnywhere(t *testing.T) {
 	tPush := time.Since(start)
 	must(a, "pull")
 
+	// Deterministic kills at each phase of a restore: downloaded into the
+	// staging folder (nothing moved yet), and after the first and third
+	// file is in place. Each file must be its old or its new version; the
+	// next pull, or push, finishes without a conflict.
+	for n, point := range []string{"restored", "moved:1", "moved:3"} {
+		change(a, 500+n)
+		must(a, "push")
+		before := fileHashes(t, b)
+		want := fileHashes(t, a)
+		cmd := exec.Command(bin, "pull", "--pack-folder="+b)
+		cmd.Env = append(env, "INSTANCE_SYNC_TEST_KILL_AT="+point)
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("pull was not killed at %s: %v\n%s", point, err, out)
+		}
+		got := fileHashes(t, b)
+		for p := range mergeKeys(before, want, got) {
+			if got[p] != before[p] && got[p] != want[p] {
+				t.Fatalf("killed at %s: %s is neither its old nor its new version", point, p)
+			}
+		}
+		if point == "restored" {
+			for p := range mergeKeys(before, got) {
+				if got[p] != before[p] {
+					t.Fatalf("killed before the move: %s changed", p)
+				}
+			}
+		}
+		finish := "pull"
+		if n == 2 {
+			finish = "push" // a push finishes the move first, then has nothing to push
+		}
+		out2 := must(b, finish)
+		if strings.Contains(out2, "conflict") {
+			t.Fatalf("killed at %s: false conflict:\n%s", point, out2)
+		}
+		sameScope(t, a, b)
+		if finish == "push" && !strings.Contains(out2, "nothing to push") {
+			t.Fatalf("push after a killed move pushed:\n%s", out2)
+		}
+		must(b, "pull")
+	}
+
 	killed := 0
 	for i := range points {
 		frac := (float64(i) + 0.5) / float64(points)
@@ -257,4 +300,32 @@ func sameScope(t *testing.T, a, b string) {
 			t.Fatalf("%s differs", p)
 		}
 	}
+}
+
+// fileHashes maps each synced file of pack to its content's hash.
+func fileHashes(t *testing.T, pack string) map[string]string {
+	t.Helper()
+	m, err := scope.New(scope.Overrides{}).Walk(pack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for p := range m {
+		data, err := os.ReadFile(filepath.Join(pack, filepath.FromSlash(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[p] = hash(data)
+	}
+	return out
+}
+
+func mergeKeys(ms ...map[string]string) map[string]bool {
+	out := map[string]bool{}
+	for _, m := range ms {
+		for k := range m {
+			out[k] = true
+		}
+	}
+	return out
 }

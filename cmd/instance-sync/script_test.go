@@ -1,12 +1,18 @@
 package main
 
 import (
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
+	"io/fs"
 	"log"
+	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -82,6 +88,16 @@ func TestScripts(t *testing.T) {
 			"sametimes":   cmdSameTimes,
 			"watchergone": cmdWatcherGone,
 			"rawfile":     cmdRawFile,
+			"tmpfs":       cmdTmpfs,
+			"mkrand":      cmdMkrand,
+			"fill":        cmdFill,
+			"treesum":     cmdTreesum,
+		},
+		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
 		},
 	})
 }
@@ -285,4 +301,101 @@ func cmdSameTimes(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("no snapshot is listed in all of %s", strings.Join(args, ", "))
+}
+
+// tmpfs DIR SIZE: mount a tmpfs of SIZE (e.g. 8m) on DIR (created) for
+// the rest of the script: a small disk. Needs root (see [root]).
+func cmdTmpfs(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: tmpfs DIR SIZE")
+	}
+	dir := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(dir, 0o755))
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+args[1], "tmpfs", dir).CombinedOutput(); err != nil {
+		ts.Fatalf("mount tmpfs: %v\n%s", err, out)
+	}
+	ts.Defer(func() { exec.Command("umount", "-l", dir).Run() })
+}
+
+// mkrand FILE SIZE SEED: write SIZE bytes of pseudo-random data (a region
+// file does not compress) derived from SEED.
+func cmdMkrand(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: mkrand FILE SIZE SEED")
+	}
+	size, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	seed, err := strconv.Atoi(args[2])
+	ts.Check(err)
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	name := ts.MkAbs(args[0])
+	ts.Check(os.MkdirAll(filepath.Dir(name), 0o755))
+	ts.Check(os.WriteFile(name, data, 0o644))
+}
+
+// fill FILE LEAVE: grow FILE until the file system holding it has about
+// LEAVE bytes free.
+func cmdFill(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: fill FILE LEAVE")
+	}
+	leave, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	name := ts.MkAbs(args[0])
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	ts.Check(err)
+	defer f.Close()
+	block := make([]byte, 4096)
+	for {
+		var st syscallStatfs
+		ts.Check(statfs(filepath.Dir(name), &st))
+		if st.free() <= leave {
+			return
+		}
+		if _, err := f.Write(block); err != nil {
+			return // full
+		}
+	}
+}
+
+// treesum DIR OUT: write the SHA-256 of every file under DIR (outside
+// .cloud-sync), one "path digest" line each, sorted, to OUT: two trees
+// are equal when their sums are (cmp).
+func cmdTreesum(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: treesum DIR OUT")
+	}
+	root := ts.MkAbs(args[0])
+	var lines []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() && (rel == ".cloud-sync" || rel == "lost+found") {
+			return filepath.SkipDir
+		}
+		switch {
+		case d.IsDir():
+			lines = append(lines, rel+"/")
+		case d.Type()&fs.ModeSymlink != 0:
+			t, _ := os.Readlink(p)
+			lines = append(lines, rel+" -> "+t)
+		default:
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			lines = append(lines, fmt.Sprintf("%s %x", rel, sha256.Sum256(data)))
+		}
+		return nil
+	})
+	ts.Check(err)
+	sort.Strings(lines)
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(strings.Join(lines, "\n")+"\n"), 0o644))
 }

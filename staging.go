@@ -1,0 +1,539 @@
+package instancesync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/restic"
+	"git.timemachine.center/timemachine/instance-sync/scope"
+	"git.timemachine.center/timemachine/instance-sync/ui"
+)
+
+// A restore has two phases (DESIGN.md, "Transactional pulls"):
+//
+//  1. Download: restic restores the snapshot into .cloud-sync/staging/,
+//     seeded with hard links of the live files it will skip and private
+//     copies of those it will update. The pack folder is not written;
+//     any failure deletes the staging folder and changes nothing.
+//  2. Move: with every file downloaded, the state records a journal (the
+//     staged files to move, the files to delete), then each staged file
+//     is renamed over its live path and the deletions are made. A run that
+//     finds the journal finishes it, without the server. Renames are
+//     atomic, so each file is its old version or the snapshot's.
+
+// StageError is a restore that failed before it changed anything in the
+// pack folder: the player can play the files as they are.
+type StageError struct{ Err error }
+
+func (e *StageError) Error() string { return e.Err.Error() }
+func (e *StageError) Unwrap() error { return e.Err }
+
+// DiskFullError is a restore that needs more space than the disk has.
+type DiskFullError struct {
+	Path       string // the pack folder
+	Need, Free int64
+}
+
+func (e *DiskFullError) Error() string {
+	if e.Need <= 0 {
+		return fmt.Sprintf("disk full on %s (%s free); free some space, the next pull tries again", e.Path, ui.HumanBytes(e.Free))
+	}
+	return fmt.Sprintf("disk full: %s needed on %s, %s free; free some space, the next pull tries again", ui.HumanBytes(e.Need), e.Path, ui.HumanBytes(e.Free))
+}
+
+// restore makes the files in scope those of snapshot id: the files that
+// are in this computer's scope and in the scope of the computer that made
+// the snapshot (see makerScope). Nothing else is touched.
+func (s *session) restore(ctx context.Context, id string) error {
+	if err := checkOpenWorlds(s.opt.PackFolder); err != nil {
+		return err
+	}
+	// A restore from an earlier build wrote in place and was interrupted:
+	// a file may hold part of the new content with the snapshot's size
+	// and mtime, so no live file is trusted by its size and mtime.
+	trust := s.state.Restoring == ""
+	items, err := s.snapshotItems(ctx, id)
+	if err != nil {
+		return &StageError{fmt.Errorf("reading snapshot %s: %w", short(id), err)}
+	}
+	if want := s.state.Known[id].Files; len(items) == 0 && want > 0 {
+		return &StageError{fmt.Errorf("snapshot %s lists no files in the sync scope but has %d; nothing was changed", short(id), want)}
+	}
+	cur, err := s.walk()
+	if err != nil {
+		return err
+	}
+	plan := s.planRestore(id, items, cur)
+	for _, n := range plan.notes {
+		s.opt.UI.Warn(n)
+	}
+	moves, err := s.stage(ctx, id, plan.want, trust)
+	if err != nil {
+		os.RemoveAll(s.paths.Staging())
+		return &StageError{err}
+	}
+	s.fault("staged")
+	s.state.Journal = &instance.Journal{Snapshot: id, Moves: moves, Deletes: plan.deletes}
+	s.state.Restoring = id
+	if err := s.save(); err != nil {
+		s.state.Journal, s.state.Restoring = nil, ""
+		os.RemoveAll(s.paths.Staging())
+		return err
+	}
+	return s.finishJournal()
+}
+
+// restorePlan is what a restore writes and deletes.
+type restorePlan struct {
+	want    map[string]snapItem // files to have, with the snapshot's size and mtime
+	deletes []string            // live files the snapshot lacks
+	notes   []string            // one line each for the player
+}
+
+// planRestore picks the snapshot's files that both this computer and the
+// snapshot's maker sync, and the live files in both scopes that the
+// snapshot lacks (deleted there). A file the maker does not sync is not
+// deleted here: not syncing a world is not deleting it.
+func (s *session) planRestore(id string, items map[string]snapItem, cur scope.Manifest) restorePlan {
+	maker := s.makerScope(id)
+	p := restorePlan{want: map[string]snapItem{}}
+	var links []string
+	for rel, it := range items {
+		if it.Type == "dir" || !s.scope.InScope(rel) || !makerSyncs(maker, rel) {
+			continue
+		}
+		if it.Type != "file" {
+			links = append(links, rel)
+			continue
+		}
+		p.want[rel] = it
+	}
+	for rel := range cur {
+		if _, ok := items[rel]; ok || !makerSyncs(maker, rel) {
+			continue // in the snapshot (a file, or a folder the move puts aside), or not synced there
+		}
+		p.deletes = append(p.deletes, rel)
+	}
+	sort.Strings(p.deletes)
+	if len(links) > 0 {
+		sort.Strings(links)
+		p.notes = append(p.notes, fmt.Sprintf("not restored: %s (symlinks and other special files are not synced; only regular files and folders are)", strings.Join(firstN(links, 3), ", ")))
+	}
+	return p
+}
+
+// makerSyncs reports whether the computer whose scope is maker syncs rel.
+// A zero maker (a snapshot that records no scope) syncs everything this
+// computer does.
+func makerSyncs(maker scope.Scope, rel string) bool {
+	return maker.Include == nil || maker.InScope(rel)
+}
+
+func firstN(list []string, n int) []string {
+	if len(list) <= n {
+		return list
+	}
+	return append(list[:n:n], fmt.Sprintf("and %d more", len(list)-n))
+}
+
+// stage downloads the files of want into the staging folder and returns
+// those that differ from the live files (to be moved into place).
+//
+// restic 0.18.1 restores in place: with --overwrite if-changed it skips a
+// file whose size and mtime match and rewrites only the blocks that
+// differ in any other. A staged file that restic skips may be a hard link
+// of the live file (no copy, no write: it stays the live file). One it
+// updates must not be: restic replaces a file with several links by an
+// empty one and then writes only the blocks that differ, losing the rest.
+// Those are private copies, with an mtime that never matches, so restic
+// compares them block by block. With trust false no live file is linked:
+// every file is compared by content.
+func (s *session) stage(ctx context.Context, id string, want map[string]snapItem, trust bool) ([]string, error) {
+	st := s.paths.Staging()
+	if err := os.RemoveAll(st); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(st, 0o700); err != nil {
+		return nil, err
+	}
+	paths := make([]string, 0, len(want))
+	for p := range want {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	type seed struct {
+		live fs.FileInfo
+		link bool
+	}
+	seeds := make(map[string]seed, len(paths))
+	var need int64
+	for _, p := range paths {
+		it := want[p]
+		fi, err := os.Lstat(s.live(p))
+		if err != nil || !fi.Mode().IsRegular() {
+			need += it.Size
+			continue
+		}
+		link := trust && fi.Size() == it.Size && fi.ModTime().Equal(it.MTime)
+		seeds[p] = seed{fi, link}
+		if !link {
+			need += max(it.Size, fi.Size())
+		}
+	}
+	if free, ok := diskFree(st); ok && need > free {
+		return nil, &DiskFullError{Path: s.opt.PackFolder, Need: need, Free: free}
+	}
+	made := map[string]bool{}
+	for _, p := range paths {
+		dst := filepath.Join(st, filepath.FromSlash(p))
+		if d := filepath.Dir(dst); !made[d] {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return nil, s.diskError(err, need)
+			}
+			made[d] = true
+		}
+		sd, ok := seeds[p]
+		if !ok {
+			continue
+		}
+		if sd.link {
+			if os.Link(s.live(p), dst) == nil {
+				continue
+			}
+			sd.link = false // another file system, or no hard links: a copy
+			seeds[p] = sd
+		}
+		if err := copyStale(s.live(p), dst); err != nil {
+			if isDiskFull(err) {
+				return nil, s.diskError(err, need)
+			}
+			os.Remove(dst) // unreadable: restic downloads it whole
+			delete(seeds, p)
+		}
+	}
+	rc, err := s.resticClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var includes []string
+	for _, inc := range s.scope.Include {
+		includes = append(includes, "/"+strings.TrimSuffix(inc, "/"))
+	}
+	u := s.opt.UI
+	u.ProgressStart("pull")
+	err = rc.Restore(ctx, id, restic.RestoreOptions{Target: st, Includes: includes},
+		func(st restic.Status) { u.ProgressUpdate(progressOf("pull", st)) })
+	u.ProgressDone()
+	if err != nil {
+		return nil, s.diskError(err, need)
+	}
+	s.fault("restored")
+	var moves []string
+	for _, p := range paths {
+		fi, err := os.Lstat(filepath.Join(st, filepath.FromSlash(p)))
+		if err != nil || !fi.Mode().IsRegular() || fi.Size() != want[p].Size {
+			return nil, fmt.Errorf("restic did not restore %s as snapshot %s has it; nothing was changed", p, short(id))
+		}
+		if sd := seeds[p]; sd.link {
+			if os.SameFile(fi, sd.live) {
+				continue // skipped by restic: it is the live file
+			}
+			// restic rewrote a linked file: the live file changed after
+			// it was compared, and what restic wrote cannot be trusted.
+			return nil, fmt.Errorf("%s changed during the pull; nothing was changed, pull again", p)
+		}
+		moves = append(moves, p)
+	}
+	// The journal promises that every staged file is complete: on disk
+	// before it is written, so a power loss cannot leave an empty file
+	// where the snapshot's was renamed.
+	err = parallel(ctx, len(moves), func(i int) error {
+		return syncFile(filepath.Join(st, filepath.FromSlash(moves[i])))
+	})
+	if err != nil {
+		return nil, s.diskError(err, need)
+	}
+	return moves, nil
+}
+
+// live is the path in the pack folder of rel.
+func (s *session) live(rel string) string {
+	return filepath.Join(s.opt.PackFolder, filepath.FromSlash(rel))
+}
+
+// diskError turns running out of space (restic's or ours) into a
+// DiskFullError naming the pack folder; other errors pass unchanged.
+func (s *session) diskError(err error, need int64) error {
+	if !isDiskFull(err) {
+		return err
+	}
+	free, _ := diskFree(s.paths.Dir())
+	if need <= free {
+		need = 0 // the estimate was wrong; say only what is free
+	}
+	return &DiskFullError{Path: s.opt.PackFolder, Need: need, Free: free}
+}
+
+func isDiskFull(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) {
+		return true
+	}
+	var re *restic.Error
+	if errors.As(err, &re) {
+		for _, m := range append([]string{re.Message}, re.Items...) {
+			m = strings.ToLower(m)
+			if strings.Contains(m, "no space left on device") || strings.Contains(m, "not enough space on the disk") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// copyStale copies src to dst with an mtime no snapshot has (the epoch),
+// so restic compares its content instead of trusting size and mtime.
+func copyStale(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chtimes(dst, time.Unix(0, 0), time.Unix(0, 0))
+}
+
+func syncFile(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && runtime.GOOS != "windows" {
+		// (Windows flushes only handles opened for writing; NTFS
+		// journals the rename after the data it wrote.)
+		return err
+	}
+	return nil
+}
+
+// finishJournal runs the move phase of the restore in the state's journal
+// and records the sync. It is safe to run again after any interruption.
+func (s *session) finishJournal() error {
+	j := s.state.Journal
+	st := s.paths.Staging()
+	stamp := time.Now().UTC().Format("20060102-150405")
+	var moved []string // of what stood in the way, for the player
+	put := func(rel, why string) error {
+		dst := filepath.Join(s.paths.Displaced(), stamp, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return err
+		}
+		if err := renameForce(s.live(rel), dst); err != nil {
+			return fmt.Errorf("moving %s aside (%s): %w", rel, why, err)
+		}
+		moved = append(moved, fmt.Sprintf("%s %s; it is kept in %s", rel, why, dst))
+		return nil
+	}
+	dirOK := map[string]bool{"": true, ".": true}
+	// parents makes the folders above rel real folders: a file, symlink
+	// or anything else in the way is moved aside (never written through).
+	parents := func(rel string) error {
+		dir := path.Dir(rel)
+		if dirOK[dir] {
+			return nil
+		}
+		parts := strings.Split(dir, "/")
+		for i := range parts {
+			d := strings.Join(parts[:i+1], "/")
+			if dirOK[d] {
+				continue
+			}
+			fi, err := os.Lstat(s.live(d))
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+			case err != nil:
+				return err
+			case fi.IsDir():
+				dirOK[d] = true
+				continue
+			default:
+				what := "was a file"
+				if fi.Mode()&fs.ModeSymlink != 0 {
+					what = "was a symlink"
+				}
+				if err := put(d, what+" here and is a folder in the cloud version"); err != nil {
+					return err
+				}
+			}
+			if err := os.Mkdir(s.live(d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			dirOK[d] = true
+		}
+		return nil
+	}
+	for _, rel := range j.Deletes {
+		fi, err := os.Lstat(s.live(rel))
+		if err != nil || !fi.Mode().IsRegular() {
+			continue // gone already, or no longer the file the walk saw
+		}
+		if !s.realParents(rel) {
+			continue // a folder above was replaced by a symlink since
+		}
+		if err := removeForce(s.live(rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return s.moveError(fmt.Errorf("removing %s (not in the snapshot): %w", rel, err))
+		}
+		s.pruneEmptyDirs(rel)
+	}
+	for i, rel := range j.Moves {
+		src := filepath.Join(st, filepath.FromSlash(rel))
+		if _, err := os.Lstat(src); errors.Is(err, fs.ErrNotExist) {
+			continue // moved by the interrupted run
+		}
+		if err := parents(rel); err != nil {
+			return s.moveError(err)
+		}
+		if fi, err := os.Lstat(s.live(rel)); err == nil && !fi.Mode().IsRegular() {
+			what := "was a folder"
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				what = "was a symlink"
+			}
+			if err := put(rel, what+" here and is a file in the cloud version"); err != nil {
+				return s.moveError(err)
+			}
+		}
+		if err := renameForce(src, s.live(rel)); err != nil {
+			return s.moveError(fmt.Errorf("putting %s in place: %w", rel, err))
+		}
+		s.fault(fmt.Sprintf("moved:%d", i+1))
+	}
+	for _, m := range moved {
+		s.opt.UI.Warn(m)
+	}
+	after, err := s.walk()
+	if err != nil {
+		return err
+	}
+	s.state.Last = j.Snapshot
+	s.state.SetManifest(after)
+	s.state.Journal = nil
+	s.state.Restoring = ""
+	s.state.Skipped = nil
+	s.state.LastSync = time.Now().UTC()
+	if err := s.save(); err != nil {
+		return err
+	}
+	os.RemoveAll(st)
+	return nil
+}
+
+// moveError is a move that could not go on: the journal stays, and the
+// next run tries again.
+func (s *session) moveError(err error) error {
+	return fmt.Errorf("%w; each file is either its old version or the cloud version, and the next pull or push finishes the restore", err)
+}
+
+// realParents reports whether every folder above rel is a real folder,
+// not a symlink.
+func (s *session) realParents(rel string) bool {
+	for dir := path.Dir(rel); dir != "."; dir = path.Dir(dir) {
+		fi, err := os.Lstat(s.live(dir))
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// resumeJournal finishes a restore whose move phase was interrupted, and
+// drops the staging folder of one interrupted while downloading.
+func (s *session) resumeJournal() error {
+	if s.state.Journal == nil {
+		if _, err := os.Lstat(s.paths.Staging()); err == nil {
+			os.RemoveAll(s.paths.Staging())
+		}
+		return nil
+	}
+	s.opt.UI.Info("finishing the interrupted restore of " + short(s.state.Journal.Snapshot))
+	return s.finishJournal()
+}
+
+// renameForce is os.Rename that gets past read-only files and folders:
+// it makes the target (Windows) or the folders (elsewhere) writable for
+// the rename and gives the folders their mode back.
+func renameForce(src, dst string) error {
+	err := os.Rename(src, dst)
+	if err == nil || !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	undo := makeWritable(filepath.Dir(src), filepath.Dir(dst), dst)
+	defer undo()
+	return os.Rename(src, dst)
+}
+
+// removeForce is os.Remove that gets past a read-only file or folder.
+func removeForce(name string) error {
+	err := os.Remove(name)
+	if err == nil || !errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	undo := makeWritable(filepath.Dir(name), name)
+	defer undo()
+	return os.Remove(name)
+}
+
+// makeWritable adds owner write permission to the existing names and
+// returns a function that puts back the folders' modes.
+func makeWritable(names ...string) (undo func()) {
+	var restore []func()
+	for _, n := range names {
+		fi, err := os.Lstat(n)
+		if err != nil || fi.Mode()&fs.ModeSymlink != 0 || fi.Mode().Perm()&0o200 != 0 {
+			continue
+		}
+		if os.Chmod(n, fi.Mode().Perm()|0o200) == nil && fi.IsDir() {
+			restore = append(restore, func() { os.Chmod(n, fi.Mode().Perm()) })
+		}
+	}
+	return func() {
+		for _, r := range restore {
+			r()
+		}
+	}
+}
+
+// fault is the fault-injection point of tests (Options.Fault).
+func (s *session) fault(point string) {
+	if s.opt.Fault != nil {
+		s.opt.Fault(point)
+	}
+}
+
+// makerScope is the effective scope of the computer that made snapshot
+// id, as its tag records it; zero (sync what this computer syncs) for a
+// snapshot that records none.
+func (s *session) makerScope(id string) scope.Scope {
+	return scope.Scope{}
+}
