@@ -10,7 +10,7 @@ demo: $(BIN)/restic
 	INSTANCE_SYNC_RESTIC=$(BIN)/restic go run ./cmd/isync-demo
 
 # Builds the pinned tools (restic, staticcheck) from tools/go.mod.
-tools: $(BIN)/restic $(BIN)/staticcheck
+tools: $(BIN)/restic $(BIN)/staticcheck $(BIN)/restic.exe
 
 # restic's version, as pinned in tools/go.mod.
 RESTIC_VERSION := $(shell awk '$$1 == "github.com/restic/restic" { sub(/^v/, "", $$2); print $$2 }' tools/go.mod)
@@ -20,6 +20,10 @@ RESTIC_VERSION := $(shell awk '$$1 == "github.com/restic/restic" { sub(/^v/, "",
 $(BIN)/restic: tools/go.mod
 	@echo "building restic $(RESTIC_VERSION) from its pinned Go module (tools/go.mod): about 90 s the first time"
 	cd tools && go build -o $(BIN)/restic github.com/restic/restic/cmd/restic
+
+# For the Windows tests under Wine (internal/wintest).
+$(BIN)/restic.exe: tools/go.mod
+	cd tools && GOOS=windows GOARCH=amd64 go build -o $(BIN)/restic.exe github.com/restic/restic/cmd/restic
 
 $(BIN)/staticcheck: tools/go.mod
 	cd tools && go build -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck

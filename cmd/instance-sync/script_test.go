@@ -37,9 +37,14 @@ func TestMain(m *testing.M) {
 // restic and an in-process upstream rest-server (append-only, private
 // repos) with users alice and bob.
 func TestScripts(t *testing.T) {
-	realRestic := testenv.Restic(t)
-	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
+	testscript.Run(t, scriptParams(testenv.Restic(t), "testdata/script"))
+}
+
+// scriptParams are the Params of the scripts in dir: a server, a home,
+// restic behind a wrapper that logs its runs, and the custom commands.
+func scriptParams(realRestic, dir string) testscript.Params {
+	return testscript.Params{
+		Dir:                 dir,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			srv, err := testserver.Start(filepath.Join(env.WorkDir, ".server"), "", map[string]string{
@@ -99,7 +104,7 @@ func TestScripts(t *testing.T) {
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
-	})
+	}
 }
 
 // server 500 on|off: the rest-server answers every request with a 500.
