@@ -93,10 +93,16 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 	case history.LocalAhead:
 		return s.done(Result{Action: "local-ahead", Snapshot: s.state.Last, Message: plan.Reason})
 	case history.FastForward, history.Resume:
+		msg := "restored " + short(plan.Target) + " from " + g[plan.Target].Host
+		if by, ok := g.SupersededBy(plan.Target, s.state.Last); ok && plan.Action == history.FastForward {
+			// Another computer kept its files over this one's last version:
+			// the restore replaces it, so say where it is.
+			msg += fmt.Sprintf("; %s kept its own files over this computer's last version %s, which stays in history: \"instance-sync restore %s\" brings it back", by.Host, short(s.state.Last), short(s.state.Last))
+		}
 		if err := s.restore(ctx, plan.Target); err != nil {
 			return s.notRestored(err)
 		}
-		return s.done(Result{Action: plan.Action.String(), Snapshot: plan.Target, Message: "restored " + short(plan.Target) + " from " + g[plan.Target].Host})
+		return s.done(Result{Action: plan.Action.String(), Snapshot: plan.Target, Message: msg})
 	}
 	return s.resolve(ctx, plan, cur, g)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -208,6 +209,13 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 		}
 	}
 	tags := history.Tags(kind, bases, s.label(), attempt)
+	var supersedes []string
+	if kind == history.KindPush {
+		// The heads the player chose to keep this computer's files over:
+		// the computers that pushed them say so at their next pull.
+		supersedes = slices.Clone(s.state.Skipped)
+		tags = append(tags, history.SupersedesTags(supersedes)...)
+	}
 	u := s.opt.UI
 	u.ProgressStart("push")
 	var sum restic.BackupSummary
@@ -244,7 +252,7 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	}
 	s.state.Known[sum.SnapshotID] = history.Snapshot{
 		ID: sum.SnapshotID, Time: when.UTC(), Host: s.opt.Hostname, Label: s.label(), Kind: kind,
-		Bases: bases, Files: sum.TotalFiles, Bytes: sum.TotalBytes, Attempt: attempt,
+		Bases: bases, Files: sum.TotalFiles, Bytes: sum.TotalBytes, Attempt: attempt, Supersedes: supersedes,
 	}
 	if kind == history.KindPush {
 		s.state.PendingPush = ""

@@ -4,6 +4,7 @@
 package history
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +19,9 @@ const (
 	tagBase    = "base:"
 	tagLabel   = "label:"
 	tagAttempt = "attempt:"
+	// tagSupersedes names a head a push replaced without its changes (the
+	// player kept this computer's files over it).
+	tagSupersedes = "supersedes:"
 )
 
 // Snapshot is what the sync needs to know about one snapshot. It is cached
@@ -35,6 +39,9 @@ type Snapshot struct {
 	// after restic saved the snapshot but before state recorded it can
 	// find its snapshot again.
 	Attempt string `json:"attempt,omitempty"`
+	// Supersedes are the heads this snapshot replaced without their
+	// changes: the player chose to keep this computer's files over them.
+	Supersedes []string `json:"supersedes,omitempty"`
 }
 
 // Tags returns the restic tags for a snapshot of kind with the given bases,
@@ -50,6 +57,16 @@ func Tags(kind string, bases []string, label, attempt string) []string {
 	}
 	if attempt != "" {
 		tags = append(tags, tagAttempt+attempt)
+	}
+	return tags
+}
+
+// SupersedesTags are the tags of a push that replaces heads without their
+// changes (appended to Tags' list).
+func SupersedesTags(ids []string) []string {
+	var tags []string
+	for _, id := range ids {
+		tags = append(tags, tagSupersedes+id)
 	}
 	return tags
 }
@@ -70,6 +87,8 @@ func FromTags(s Snapshot, tags []string) Snapshot {
 			s.Label = strings.TrimPrefix(t, tagLabel)
 		case strings.HasPrefix(t, tagAttempt):
 			s.Attempt = strings.TrimPrefix(t, tagAttempt)
+		case strings.HasPrefix(t, tagSupersedes):
+			s.Supersedes = append(s.Supersedes, strings.TrimPrefix(t, tagSupersedes))
 		}
 	}
 	if !ours {
@@ -136,6 +155,40 @@ func (g Graph) Descends(id, ancestor string) bool {
 		}
 	}
 	return false
+}
+
+// SupersededBy finds where last's changes were dropped on the way to
+// target: it follows target's content back (each snapshot's first base it
+// does not supersede) and returns the snapshot that superseded last. ok is
+// false when target carries last's changes. A push without supersedes
+// tags (older builds) named the heads it replaced after its own base.
+func (g Graph) SupersededBy(target, last string) (by Snapshot, ok bool) {
+	seen := map[string]bool{}
+	for cur := target; cur != "" && cur != last && !seen[cur]; {
+		seen[cur] = true
+		sn, found := g[cur]
+		if !found {
+			return Snapshot{}, false
+		}
+		replaced := sn.Supersedes
+		if len(replaced) == 0 && len(sn.Bases) > 1 {
+			replaced = sn.Bases[1:]
+		}
+		next := ""
+		for _, b := range sn.Bases {
+			if slices.Contains(replaced, b) {
+				if b == last {
+					return sn, true
+				}
+				continue
+			}
+			if next == "" {
+				next = b
+			}
+		}
+		cur = next
+	}
+	return Snapshot{}, false
 }
 
 // Resolve finds the snapshot whose id starts with prefix. ok is false when

@@ -91,6 +91,7 @@ func scriptParams(realRestic, dir string) testscript.Params {
 			"lockworld":   cmdLockWorld,
 			"watching":    cmdWatching,
 			"sametimes":   cmdSameTimes,
+			"lastsnap":    cmdLastSnap,
 			"watchergone": cmdWatcherGone,
 			"rawfile":     cmdRawFile,
 			"tmpfs":       cmdTmpfs,
@@ -136,6 +137,20 @@ func cmdGetID(ts *testscript.TestScript, neg bool, args []string) {
 	c, err := instance.Paths{Pack: ts.MkAbs(args[1])}.LoadConfig()
 	ts.Check(err)
 	ts.Setenv(args[0], c.InstanceID)
+}
+
+// lastsnap VAR PACK: set $VAR to the first 8 characters of the snapshot
+// PACK last synced with.
+func cmdLastSnap(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: lastsnap VAR PACK")
+	}
+	st, err := instance.Paths{Pack: ts.MkAbs(args[1])}.LoadState()
+	ts.Check(err)
+	if len(st.Last) < 8 {
+		ts.Fatalf("%s has not synced", args[1])
+	}
+	ts.Setenv(args[0], st.Last[:8])
 }
 
 // holdlock PACK: take PACK's instance lock for the rest of the script,
