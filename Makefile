@@ -23,6 +23,7 @@ $(BIN)/restic: tools/go.mod
 
 # For the Windows tests under Wine (internal/wintest).
 $(BIN)/restic.exe: tools/go.mod
+	@echo "building restic $(RESTIC_VERSION) for Windows from tools/go.mod (the Wine tests): about 90 s the first time"
 	cd tools && GOOS=windows GOARCH=amd64 go build -o $(BIN)/restic.exe github.com/restic/restic/cmd/restic
 
 $(BIN)/staticcheck: tools/go.mod
