@@ -208,7 +208,8 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 			return restic.BackupSummary{}, err
 		}
 	}
-	tags := history.Tags(kind, bases, s.label(), attempt)
+	rec := s.scopeRecord()
+	tags := append(history.Tags(kind, bases, s.label(), attempt), history.ScopeTag(rec))
 	var supersedes []string
 	if kind == history.KindPush {
 		// The heads the player chose to keep this computer's files over:
@@ -252,7 +253,7 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	}
 	s.state.Known[sum.SnapshotID] = history.Snapshot{
 		ID: sum.SnapshotID, Time: when.UTC(), Host: s.opt.Hostname, Label: s.label(), Kind: kind,
-		Bases: bases, Files: sum.TotalFiles, Bytes: sum.TotalBytes, Attempt: attempt, Supersedes: supersedes,
+		Bases: bases, Files: sum.TotalFiles, Bytes: sum.TotalBytes, Attempt: attempt, Supersedes: supersedes, Scope: &rec,
 	}
 	if kind == history.KindPush {
 		s.state.PendingPush = ""

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"git.timemachine.center/timemachine/instance-sync/history"
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/restic"
 	"git.timemachine.center/timemachine/instance-sync/scope"
@@ -107,11 +108,12 @@ type restorePlan struct {
 // snapshot lacks (deleted there). A file the maker does not sync is not
 // deleted here: not syncing a world is not deleting it.
 func (s *session) planRestore(id string, items map[string]snapItem, cur scope.Manifest) restorePlan {
-	maker := s.makerScope(id)
+	maker, partial, recorded := s.makerScope(id)
+	syncs := func(rel string) bool { return !recorded || maker.InScope(rel) }
 	p := restorePlan{want: map[string]snapItem{}}
 	var links []string
 	for rel, it := range items {
-		if it.Type == "dir" || !s.scope.InScope(rel) || !makerSyncs(maker, rel) {
+		if it.Type == "dir" || !s.scope.InScope(rel) || !syncs(rel) {
 			continue
 		}
 		if it.Type != "file" {
@@ -121,10 +123,14 @@ func (s *session) planRestore(id string, items map[string]snapItem, cur scope.Ma
 		p.want[rel] = it
 	}
 	for rel := range cur {
-		if _, ok := items[rel]; ok || !makerSyncs(maker, rel) {
+		if _, ok := items[rel]; ok || !syncs(rel) {
 			continue // in the snapshot (a file, or a folder the move puts aside), or not synced there
 		}
 		p.deletes = append(p.deletes, rel)
+	}
+	if partial && len(p.deletes) > 0 {
+		p.notes = append(p.notes, fmt.Sprintf("kept %d files the cloud version lacks: snapshot %s does not record exactly which files its computer synced (its packwiz list was too long)", len(p.deletes), short(id)))
+		p.deletes = nil
 	}
 	sort.Strings(p.deletes)
 	if len(links) > 0 {
@@ -132,13 +138,6 @@ func (s *session) planRestore(id string, items map[string]snapItem, cur scope.Ma
 		p.notes = append(p.notes, fmt.Sprintf("not restored: %s (symlinks and other special files are not synced; only regular files and folders are)", strings.Join(firstN(links, 3), ", ")))
 	}
 	return p
-}
-
-// makerSyncs reports whether the computer whose scope is maker syncs rel.
-// A zero maker (a snapshot that records no scope) syncs everything this
-// computer does.
-func makerSyncs(maker scope.Scope, rel string) bool {
-	return maker.Include == nil || maker.InScope(rel)
 }
 
 func firstN(list []string, n int) []string {
@@ -532,8 +531,25 @@ func (s *session) fault(point string) {
 }
 
 // makerScope is the effective scope of the computer that made snapshot
-// id, as its tag records it; zero (sync what this computer syncs) for a
-// snapshot that records none.
-func (s *session) makerScope(id string) scope.Scope {
-	return scope.Scope{}
+// id, as its tag records it; ok is false for a snapshot that records none
+// (made by an earlier build), which counts as syncing what this computer
+// syncs.
+func (s *session) makerScope(id string) (sc scope.Scope, partial, ok bool) {
+	rec := s.state.Known[id].Scope
+	if rec == nil {
+		return scope.Scope{}, false, false
+	}
+	return scope.Scope{Include: rec.Include, Exclude: rec.Exclude, Packwiz: rec.Packwiz}, rec.Partial, true
+}
+
+// scopeRecord is this computer's effective scope as a snapshot records it:
+// only the packwiz files inside the include entries matter.
+func (s *session) scopeRecord() history.Scope {
+	rec := history.Scope{Include: s.scope.Include, Exclude: s.scope.Exclude}
+	for _, p := range s.scope.Packwiz {
+		if s.scope.Included(p) {
+			rec.Packwiz = append(rec.Packwiz, p)
+		}
+	}
+	return rec
 }

@@ -42,6 +42,9 @@ type Snapshot struct {
 	// Supersedes are the heads this snapshot replaced without their
 	// changes: the player chose to keep this computer's files over them.
 	Supersedes []string `json:"supersedes,omitempty"`
+	// Scope is the maker's effective scope, nil for snapshots that do not
+	// record it (made by earlier builds).
+	Scope *Scope `json:"scope,omitempty"`
 }
 
 // Tags returns the restic tags for a snapshot of kind with the given bases,
@@ -89,6 +92,8 @@ func FromTags(s Snapshot, tags []string) Snapshot {
 			s.Attempt = strings.TrimPrefix(t, tagAttempt)
 		case strings.HasPrefix(t, tagSupersedes):
 			s.Supersedes = append(s.Supersedes, strings.TrimPrefix(t, tagSupersedes))
+		case strings.HasPrefix(t, tagScope):
+			s.Scope, _ = parseScopeTag(t)
 		}
 	}
 	if !ours {
