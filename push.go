@@ -134,7 +134,8 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	default:
 		s.state.SetManifestDigest(cur, digest)
 	}
-	s.state.LastSync = time.Now().UTC()
+	// The push's moment is its snapshot's, as history shows it.
+	s.state.LastSync = s.state.Known[id].Time
 	if err := s.save(); err != nil {
 		return Result{}, err
 	}

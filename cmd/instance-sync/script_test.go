@@ -292,7 +292,8 @@ func cmdRawFile(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // sametimes FILE...: each FILE is a JSON list of snapshots with "id" and
-// "time" (instance-sync history --json, restic snapshots --json); every
+// "time" (instance-sync history --json, restic snapshots --json) or the
+// last sync of instance-sync status --json; every
 // snapshot listed in more than one file has the same time in each, and at
 // least one is listed in all of them.
 func cmdSameTimes(ts *testscript.TestScript, neg bool, args []string) {
@@ -302,11 +303,21 @@ func cmdSameTimes(ts *testscript.TestScript, neg bool, args []string) {
 	times := map[string]time.Time{}
 	seen := map[string]int{}
 	for _, f := range args {
-		var list []struct {
+		type entry struct {
 			ID   string    `json:"id"`
 			Time time.Time `json:"time"`
 		}
-		ts.Check(json.Unmarshal([]byte(ts.ReadFile(f)), &list))
+		var list []entry
+		data := []byte(ts.ReadFile(f))
+		if json.Unmarshal(data, &list) != nil {
+			// instance-sync status --json: the last sync's snapshot and time.
+			var st struct {
+				ID   string    `json:"last_snapshot"`
+				Time time.Time `json:"last_sync"`
+			}
+			ts.Check(json.Unmarshal(data, &st))
+			list = []entry{{st.ID, st.Time}}
+		}
 		for _, sn := range list {
 			if t, ok := times[sn.ID]; ok && !t.Equal(sn.Time) {
 				ts.Fatalf("snapshot %.8s: %s in %s, %s before", sn.ID, sn.Time.Format(time.RFC3339Nano), f, t.Format(time.RFC3339Nano))
