@@ -79,13 +79,30 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 	// path every game start takes. A first sync still looks, to say
 	// whether there is anything to push.
 	var cur scope.Manifest
-	if plan := history.Decide(in); plan.Action != history.Nothing || !s.state.Synced() {
+	walked := false
+	if plan := history.Decide(in); plan.Action != history.Nothing || !s.state.Synced() || s.scopeLooksEmpty() {
 		if cur, err = s.walk(); err != nil {
 			return Result{}, fmt.Errorf("reading the instance: %w", err)
 		}
+		walked = true
 		in.LocalChanged = s.localChanged(cur, cur.Digest())
 	}
 	plan := history.Decide(in)
+	if heads := g.Heads(); walked && len(cur) == 0 && s.state.Synced() && len(heads) > 0 && plan.Action != history.FastForward && plan.Action != history.Resume {
+		// Every synced file is gone while the cloud holds a version: a
+		// reinstalled launcher or a deleted saves folder, not a wish to
+		// sync an empty instance (push refuses it too). Nothing local to
+		// protect: the newest version comes back.
+		u.Info("every synced file is gone from this computer (a reinstalled launcher or a deleted folder?); restoring the newest cloud version " + short(heads[0].ID))
+		plan = history.Plan{Action: history.FastForward, Target: heads[0].ID, Reason: "nothing of the sync scope on this computer"}
+	}
+	if plan.Action == history.Resume {
+		// An interrupted restore of an earlier build: a newer version that
+		// descends from it supersedes it (the restore compares every file).
+		if heads := g.Heads(); len(heads) > 0 && heads[0].ID != plan.Target && g.Descends(heads[0].ID, plan.Target) {
+			plan.Target = heads[0].ID
+		}
+	}
 	u.Event(ui.Event{Type: "decision", Data: map[string]any{"action": plan.Action.String(), "target": plan.Target, "reason": plan.Reason}})
 	switch plan.Action {
 	case history.Nothing:
@@ -375,4 +392,30 @@ func (s *session) adoptPending(g history.Graph) {
 			return
 		}
 	}
+}
+
+// scopeLooksEmpty reports, without a walk, whether nothing of the scope is
+// here: every include entry missing or an empty folder (a reinstalled
+// launcher, a deleted saves folder with nothing else synced).
+func (s *session) scopeLooksEmpty() bool {
+	for _, inc := range s.scope.Include {
+		name := s.live(strings.TrimSuffix(inc, "/"))
+		fi, err := os.Lstat(name)
+		if err != nil {
+			continue
+		}
+		if !fi.IsDir() {
+			return false
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			return false
+		}
+		names, _ := f.Readdirnames(1)
+		f.Close()
+		if len(names) > 0 {
+			return false
+		}
+	}
+	return true
 }
