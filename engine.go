@@ -218,7 +218,7 @@ func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.restic = &restic.Client{
+	rc := &restic.Client{
 		Binary:       found.Path,
 		Repo:         s.server.RepoURL(s.cfg.InstanceID),
 		Password:     s.token.Password,
@@ -229,6 +229,10 @@ func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
 		Timeout:      s.opt.ResticTimeout,
 		Stall:        s.opt.ResticStall,
 	}
+	if err := s.chooseKey(ctx, rc); err != nil {
+		return nil, err
+	}
+	s.restic = rc
 	return s.restic, nil
 }
 

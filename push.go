@@ -87,7 +87,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	}
 	if !listing.Exists {
 		u.Info("creating the cloud repository for this instance")
-		if err := s.withUnlock(ctx, func() error { return rc.Init(ctx) }); err != nil {
+		if err := s.initRepository(ctx, rc); err != nil {
 			return Result{}, err
 		}
 	}

@@ -52,6 +52,11 @@ type State struct {
 	PendingPush string `json:"pending_push,omitempty"`
 	// LastSync is when the last pull or push finished.
 	LastSync time.Time `json:"last_sync,omitempty"`
+	// KeyHint is the id of the repository key that opens its config,
+	// passed to restic as --key-hint: a repository created by two
+	// computers at once holds a second key of the same password that
+	// restic would otherwise try first, and fail.
+	KeyHint string `json:"key_hint,omitempty"`
 
 	manifestFile  string // where LoadManifest reads the manifest
 	manifestDirty bool   // SetManifest was called since the last save

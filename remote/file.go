@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 )
 
 // ErrNotFound is HTTP 404 for a file: the repository or the file is not
@@ -114,6 +115,80 @@ func (s Server) ReadFile(ctx context.Context, instanceID, kind, id string, offse
 	}
 	if len(b) > maxRepoFile || (length > 0 && int64(len(b)) != length) {
 		return nil, fmt.Errorf("%s: %s %s: got %d bytes, want %d", s.base(), kind, id[:8], len(b), length)
+	}
+	return b, nil
+}
+
+// maxKeyFile bounds a key or config file's download (restic's are well
+// under a kilobyte).
+const maxKeyFile = 1 << 20
+
+// ConfigFile downloads the config file of an instance's repository, as
+// stored (encrypted with the master key). ErrNotFound when there is none.
+func (s Server) ConfigFile(ctx context.Context, instanceID string) ([]byte, error) {
+	return s.repoFile(ctx, instanceID, "config", "the repository config", maxKeyFile)
+}
+
+// KeyFile downloads keys/<id> of an instance's repository.
+func (s Server) KeyFile(ctx context.Context, instanceID, id string) ([]byte, error) {
+	if !isHexID(id) {
+		return nil, fmt.Errorf("%q is not a key id", id)
+	}
+	return s.repoFile(ctx, instanceID, "keys/"+id, "key "+id[:8], maxKeyFile)
+}
+
+// ListKeys lists the ids in keys/ of an instance's repository, sorted.
+// A repository that does not exist has none (no error).
+func (s Server) ListKeys(ctx context.Context, instanceID string) ([]string, error) {
+	resp, err := s.do(ctx, http.MethodGet, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/keys/", "application/vnd.x.restic.rest.v2")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, nil
+	default:
+		return nil, s.statusError(resp, "listing keys", "")
+	}
+	var entries []struct {
+		Name string `json:"name"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&entries); err != nil {
+		return nil, fmt.Errorf("%s: unreadable key listing: %v", s.base(), err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if isHexID(e.Name) {
+			ids = append(ids, e.Name)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// repoFile downloads rel (a path inside the repository) of at most max
+// bytes; what names it for messages.
+func (s Server) repoFile(ctx context.Context, instanceID, rel, what string, max int) ([]byte, error) {
+	resp, err := s.do(ctx, http.MethodGet, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/"+rel, "")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("%w: %s of %s on %s", ErrNotFound, what, instanceID, s.base())
+	default:
+		return nil, s.statusError(resp, "reading "+what, "")
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, int64(max)+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: reading %s: %v", ErrUnreachable, s.base(), what, trimURL(err))
+	}
+	if len(b) > max {
+		return nil, fmt.Errorf("%s: %s is larger than %d KiB", s.base(), what, max>>10)
 	}
 	return b, nil
 }

@@ -231,3 +231,69 @@ func TestAgainstRestic(t *testing.T) {
 		t.Errorf("wrong repository password: %v", err)
 	}
 }
+
+// TestKeyFileAgainstRestic opens the key files the real restic wrote with
+// the password, and checks that the master key in them is the one "restic
+// cat masterkey" prints and the one that opens the config; another
+// repository's master key does not.
+func TestKeyFileAgainstRestic(t *testing.T) {
+	bin := testenv.Restic(t)
+	srv, err := testserver.Start(t.TempDir(), "127.0.0.1:0", map[string]string{"u": "pw-0123456789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	server := remote.Server{URL: srv.URL, User: "u", Password: "pw-0123456789", Timeout: 30 * time.Second}
+	ctx := context.Background()
+	repos := []repo{makeRepo(t, bin, server, 1), makeRepo(t, bin, server, 2)}
+	for i, r := range repos {
+		keys, err := server.ListKeys(ctx, r.instance)
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("%s: keys %v, %v", r.instance, keys, err)
+		}
+		file, err := server.KeyFile(ctx, r.instance, keys[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := OpenKeyFile(file, r.client.Password)
+		if err != nil {
+			t.Fatalf("%s: %v", r.instance, err)
+		}
+		if k != r.key {
+			t.Fatalf("%s: the key file holds another master key than restic cat masterkey prints", r.instance)
+		}
+		if _, err := OpenKeyFile(file, r.client.Password+"x"); !errors.Is(err, ErrWrongPassword) {
+			t.Fatalf("%s: a wrong password gives %v", r.instance, err)
+		}
+		config, err := server.ConfigFile(ctx, r.instance)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !k.OpensConfig(config) {
+			t.Fatalf("%s: the master key does not open the config", r.instance)
+		}
+		if repos[1-i].key.OpensConfig(config) {
+			t.Fatalf("%s: another repository's master key opens the config", r.instance)
+		}
+	}
+	if _, err := server.ConfigFile(ctx, "no-such-instance"); !errors.Is(err, remote.ErrNotFound) {
+		t.Fatalf("config of a missing repository: %v", err)
+	}
+	if keys, err := server.ListKeys(ctx, "no-such-instance"); err != nil || len(keys) != 0 {
+		t.Fatalf("keys of a missing repository: %v %v", keys, err)
+	}
+}
+
+func TestOpenKeyFileRefusesHostileParameters(t *testing.T) {
+	for _, f := range []string{
+		`{"kdf":"scrypt","N":1073741824,"r":8,"p":1,"salt":"AAAA","data":"AAAA"}`,
+		`{"kdf":"scrypt","N":1000,"r":8,"p":1,"salt":"AAAA","data":"AAAA"}`,
+		`{"kdf":"scrypt","N":1024,"r":8,"p":100,"salt":"AAAA","data":"AAAA"}`,
+		`{"kdf":"argon2","N":1024,"r":8,"p":1,"salt":"AAAA","data":"AAAA"}`,
+		`not json`,
+	} {
+		if _, err := OpenKeyFile([]byte(f), "pw"); err == nil || errors.Is(err, ErrWrongPassword) {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

@@ -56,6 +56,8 @@ func (e *Error) Unwrap() error { return e.Kind }
 type Client struct {
 	Binary string
 	Repo   string // e.g. rest:https://host/user/instance/
+	// KeyHint is the id of the repository key to try first (--key-hint).
+	KeyHint string
 	// Secrets are passed only through the environment.
 	Password     string // repository password
 	RESTUser     string // rest-server basic auth
@@ -156,7 +158,11 @@ func (c *Client) run(ctx context.Context, op string, watched bool, args []string
 // (restic prints some lists as one JSON array). Lines it does not take are
 // treated as stderr.
 func (c *Client) runLines(ctx context.Context, op string, watched bool, args []string, onLine func(msgType string, raw []byte) (progress bool), onOther func([]byte) bool) error {
-	full := append([]string{"--repo", c.Repo, "--json"}, args...)
+	full := []string{"--repo", c.Repo, "--json"}
+	if c.KeyHint != "" {
+		full = append(full, "--key-hint", c.KeyHint)
+	}
+	full = append(full, args...)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stall := c.Stall
