@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Snapshot is restic's view of a snapshot (the fields we use).
@@ -232,25 +231,4 @@ func itemPath(item string) string {
 		item = strings.ReplaceAll(item, `\`, "/")
 	}
 	return strings.TrimPrefix(item, "/")
-}
-
-// JSONName is how restic's --json output spells path: restic stores a name
-// byte for byte, but its JSON carries only UTF-8 and shows each byte that
-// is not part of a UTF-8 sequence as U+FFFD. A path that is UTF-8 is
-// returned as it is.
-func JSONName(path string) string {
-	if utf8.ValidString(path) {
-		return path
-	}
-	var b strings.Builder
-	for i := 0; i < len(path); {
-		r, n := utf8.DecodeRuneInString(path[i:])
-		if r == utf8.RuneError && n == 1 {
-			b.WriteRune(utf8.RuneError)
-		} else {
-			b.WriteString(path[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
 }
