@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/flaghint"
 )
 
 const usage = `usage: instance-sync hooks install|uninstall|status --launcher=prism|multimc|atlauncher
@@ -53,8 +55,7 @@ func command(ctx context.Context, args []string, base Options, stdout, stderr io
 			fmt.Fprint(stdout, usage)
 			return 0
 		}
-		fmt.Fprintf(stderr, "instance-sync: %v\n", err)
-		fmt.Fprint(stderr, usage)
+		fmt.Fprintf(stderr, "instance-sync: %s: %s (\"instance-sync hooks -h\" shows the usage)\n", fs.Name(), flaghint.Problem(fs, err))
 		return 2
 	}
 	if fs.NArg() > 0 {

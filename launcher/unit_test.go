@@ -256,7 +256,7 @@ func TestCommand(t *testing.T) {
 		{[]string{"install", "--launcher=steam"}, 2, "", `unknown launcher "steam"`},
 		{[]string{"install", "--launcher=prism", "--mode=magic"}, 2, "", `unknown mode "magic"`},
 		{[]string{"install", "--launcher=prism", "--global", "--instance=x"}, 2, "", "exclude each other"},
-		{[]string{"install", "--launcher=prism", "--bogus"}, 2, "", "flag provided but not defined"},
+		{[]string{"install", "--launcher=prism", "--bogus"}, 2, "", "unknown flag --bogus"},
 		{[]string{"status", "--launcher=prism", ld}, 0, "not installed; foreign pre-launch command present", ""},
 		{[]string{"install", "--launcher", "prism", ld}, 0, "installed (hooks); adopted pre-launch command", ""},
 		{[]string{"install", "--launcher=prism", ld}, 0, "already installed (hooks)", ""},
@@ -275,8 +275,13 @@ func TestCommand(t *testing.T) {
 	if got, _ := os.ReadFile(cfg); !bytes.Equal(got, orig) {
 		t.Errorf("install+uninstall via the CLI changed the file:\n%s", got)
 	}
+	// A mistyped flag is one line with a hint, not the usage.
+	code, out, errs := run("install", "--lancher=prism", ld)
+	if want := "instance-sync: hooks install: unknown flag --lancher; did you mean --launcher? (\"instance-sync hooks -h\" shows the usage)\n"; code != 2 || out != "" || errs != want {
+		t.Errorf("mistyped flag: code %d, stdout %q, stderr %q; want %q", code, out, errs, want)
+	}
 	running = true
-	code, _, errs := run("install", "--launcher=prism", ld)
+	code, _, errs = run("install", "--launcher=prism", ld)
 	if code != 1 || !strings.Contains(errs, "Prism Launcher is running") {
 		t.Errorf("running launcher: code %d, %q", code, errs)
 	}
