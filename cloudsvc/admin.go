@@ -27,6 +27,7 @@ func (s *Service) AdminHandler() http.Handler {
 	mux.HandleFunc("POST /accounts/{user}/disable", s.handleSetDisabled(true))
 	mux.HandleFunc("POST /accounts/{user}/enable", s.handleSetDisabled(false))
 	mux.HandleFunc("DELETE /accounts/{user}", s.handleDelete)
+	mux.HandleFunc("PUT /accounts/{user}/quota", s.handleQuota)
 	mux.HandleFunc("POST /retention", s.handleRetention)
 	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -100,7 +101,8 @@ type TokenResponse struct {
 
 func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		User string `json:"user"`
+		User  string `json:"user"`
+		Quota int64  `json:"quota"` // as PUT /accounts/{user}/quota
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
@@ -112,7 +114,11 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("invalid user name %q; use 1-64 of a-z 0-9 _ - starting with a letter or digit", req.User))
 		return
 	}
-	resp, err := s.CreateAccount(req.User)
+	if req.Quota < -1 {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("quota %d: use N > 0 bytes, 0 for the server default or -1 for no limit", req.Quota))
+		return
+	}
+	resp, err := s.CreateAccount(req.User, req.Quota)
 	if err != nil {
 		s.accountError(w, req.User, err)
 		return
@@ -122,15 +128,17 @@ func (s *Service) handleCreate(w http.ResponseWriter, r *http.Request) {
 
 // CreateAccount provisions user and returns its token, the only time the
 // password is ever shown.
-func (s *Service) CreateAccount(user string) (TokenResponse, error) {
-	m := s.userOp(user)
-	m.Lock()
-	defer m.Unlock()
+func (s *Service) CreateAccount(user string, quota int64) (TokenResponse, error) {
+	unlock, err := s.lockUser(context.Background(), user)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	defer unlock()
 	password, err := randomString(24)
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	a := Account{User: user, Created: s.now().UTC()}
+	a := Account{User: user, Created: s.now().UTC(), Quota: quota}
 	if err := s.setPassword(&a, password); err != nil {
 		return TokenResponse{}, err
 	}
@@ -160,7 +168,9 @@ type AccountInfo struct {
 	User      string     `json:"user"`
 	Disabled  bool       `json:"disabled"`
 	Created   time.Time  `json:"created"`
-	Bytes     int64      `json:"bytes"`
+	Bytes     int64      `json:"bytes"`       // on disk now (a walk)
+	Used      int64      `json:"used_bytes"`  // what the quota counts
+	Quota     int64      `json:"quota_bytes"` // effective limit, 0 none
 	Instances int        `json:"instances"`
 	LastPush  *time.Time `json:"last_push"`
 }
@@ -183,7 +193,10 @@ func (s *Service) ListAccounts() ([]AccountInfo, error) {
 	}
 	out := make([]AccountInfo, 0, len(accounts))
 	for _, a := range accounts {
-		info := AccountInfo{User: a.User, Disabled: a.Disabled, Created: a.Created}
+		info := AccountInfo{User: a.User, Disabled: a.Disabled, Created: a.Created, Quota: s.quotaOf(a)}
+		if info.Used, err = s.store.Usage(a.User); err != nil {
+			return nil, err
+		}
 		insts, err := s.instances(a.User)
 		if err != nil {
 			return nil, err
@@ -225,9 +238,11 @@ func (s *Service) handleSetDisabled(disabled bool) http.HandlerFunc {
 
 // SetDisabled refuses (or again accepts) user's requests; data is untouched.
 func (s *Service) SetDisabled(user string, disabled bool) error {
-	m := s.userOp(user)
-	m.Lock()
-	defer m.Unlock()
+	unlock, err := s.lockUser(context.Background(), user)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	a, err := s.store.Get(user)
 	if err != nil {
 		return err
@@ -273,9 +288,11 @@ func (s *Service) handleDelete(w http.ResponseWriter, r *http.Request) {
 // <data>/deleted/<user>-<time>, so the name can be given out again while the
 // operator still has the data; with purge they are removed.
 func (s *Service) DeleteAccount(user string, purge bool) (keptAt string, err error) {
-	m := s.userOp(user)
-	m.Lock()
-	defer m.Unlock()
+	unlock, err := s.lockUser(context.Background(), user)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	g := s.gate(user)
 	g.Lock()
 	defer g.Unlock()
@@ -331,9 +348,11 @@ func (s *Service) handleRotate(w http.ResponseWriter, r *http.Request) {
 //     old key for now; retention retries (the old password is refused over
 //     HTTP already).
 func (s *Service) Rotate(ctx context.Context, user string) (TokenResponse, error) {
-	m := s.userOp(user)
-	m.Lock()
-	defer m.Unlock()
+	unlock, err := s.lockUser(ctx, user)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	defer unlock()
 	a, err := s.store.Get(user)
 	if err != nil {
 		return TokenResponse{}, err
@@ -393,6 +412,17 @@ func (s *Service) Rotate(ctx context.Context, user string) (TokenResponse, error
 	}
 	s.metrics.rotations.Inc()
 
+	// The gate above waited for this node's requests of the player; other
+	// nodes' are invisible here, so give a request they authenticated with
+	// the old password just before the switch time to finish (and a
+	// repository it created time to appear) before the re-scan below.
+	if s.store.Shared() && s.cfg.RotationGrace > 0 {
+		select {
+		case <-time.After(s.cfg.RotationGrace):
+		case <-ctx.Done():
+		}
+	}
+
 	var warnings []string
 	if later, err := s.instances(user); err == nil {
 		for _, id := range later {
@@ -437,9 +467,11 @@ func (s *Service) dropNewKey(ctx context.Context, user, id, oldPassword, newPass
 
 // retryPendingKeys removes old keys an earlier rotation left behind.
 func (s *Service) retryPendingKeys(ctx context.Context, user, password string) {
-	m := s.userOp(user)
-	m.Lock()
-	defer m.Unlock()
+	unlock, err := s.lockUser(ctx, user)
+	if err != nil {
+		return
+	}
+	defer unlock()
 	a, err := s.store.Get(user)
 	if err != nil || len(a.PendingKeyRemovals) == 0 {
 		return

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,6 +54,10 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.IntVar(&cfg.Policy.KeepMonthly, "keep-monthly", 12, "retention: keep the last snapshot of each of N months")
 	fs.DurationVar(&cfg.KeepSafety, "keep-safety", 30*24*time.Hour, "retention never removes a kind:safety snapshot younger than this")
 	fs.IntVar(&cfg.ResticConcurrency, "restic-concurrency", 2, "restic runs the server makes at once")
+	fs.StringVar(&cfg.Store, "store", "", "account store: empty for the embedded one in <data>/accounts.db, or postgres://USER@HOST:PORT/DB for several nodes (password in $PGPASSWORD or ~/.pgpass)")
+	quota := fs.String("quota", "0", "default storage limit per account, like 10GB or 500MiB; 0 means none (the admin API sets one per account)")
+	fs.StringVar(&cfg.NodeName, "node-name", "", "this node's name in metrics and the log (default: the host name)")
+	fs.DurationVar(&cfg.RotationGrace, "rotation-grace", time.Minute, "with PostgreSQL: how long a password rotation waits for other nodes' in-flight requests")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
@@ -70,6 +76,29 @@ func MainContext(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "cloud-svc: --retention-interval and --keep-safety must not be negative")
 		return ExitUsage
 	}
+	if cfg.Store != "" {
+		if !IsPostgresURL(cfg.Store) {
+			fmt.Fprintf(stderr, "cloud-svc: --store=%q: use postgres://USER@HOST:PORT/DB, or leave it out for the embedded store\n", cfg.Store)
+			return ExitUsage
+		}
+		if err := CheckPostgresURL(cfg.Store); err != nil {
+			fmt.Fprintf(stderr, "cloud-svc: %v\n", err)
+			return ExitUsage
+		}
+	}
+	q, err := ParseSize(*quota)
+	if err != nil {
+		fmt.Fprintf(stderr, "cloud-svc: --quota: %v\n", err)
+		return ExitUsage
+	}
+	cfg.DefaultQuota = q
+	if cfg.RotationGrace < 0 {
+		fmt.Fprintln(stderr, "cloud-svc: --rotation-grace must not be negative")
+		return ExitUsage
+	}
+	// Every node must seal with the same key: a secret in the environment
+	// spares copying server.key around.
+	cfg.ServerKey = strings.TrimSpace(os.Getenv("CLOUD_SVC_SERVER_KEY"))
 	cfg.Log = stderr
 
 	// An explicit --restic-binary is a usage matter: check it (a stat, never

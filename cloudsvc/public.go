@@ -56,7 +56,8 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 		return
 	}
-	user, ok := h.s.authenticate(r)
+	acct, ok := h.s.authenticate(r)
+	user := acct.User
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="cloud-svc"`)
 		http.Error(w, "401 unauthorized", http.StatusUnauthorized)
@@ -87,6 +88,10 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.s.listInstances(w, r, user)
 		return
 	}
+	if segs[1] == ".storage" && len(segs) == 2 && r.Method == http.MethodGet {
+		h.serveStorage(w, acct)
+		return
+	}
 	if !validInstance(segs[1]) {
 		http.Error(w, "404 not found: repositories live at /<user>/<instance id>/", http.StatusNotFound)
 		return
@@ -96,46 +101,59 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer g.RUnlock()
 	// Re-check under the gate: a rotation or deletion may have switched
 	// the account while we waited.
-	if _, ok := h.s.authenticate(r); !ok {
+	acct, ok = h.s.authenticate(r)
+	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="cloud-svc"`)
 		http.Error(w, "401 unauthorized", http.StatusUnauthorized)
 		return
 	}
 	r.Header.Set(proxyAuthHeader, user)
-	h.rest.ServeHTTP(w, r)
+	if !countedUpload(r, segs) {
+		h.rest.ServeHTTP(w, r)
+		return
+	}
+	release, ok := h.reserve(w, r, acct)
+	if !ok {
+		return
+	}
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	h.rest.ServeHTTP(rec, r)
+	if rec.code != http.StatusOK {
+		release()
+	}
 }
 
 // authenticate checks basic auth against the store. Successful bcrypt
 // checks are cached briefly; disabled accounts are refused every time.
-func (s *Service) authenticate(r *http.Request) (string, bool) {
+func (s *Service) authenticate(r *http.Request) (Account, bool) {
 	user, password, ok := r.BasicAuth()
 	if !ok || user == "" {
 		s.metrics.auth.WithLabelValues("missing").Inc()
-		return "", false
+		return Account{}, false
 	}
 	a, err := s.store.Get(user)
 	if err != nil {
 		// Same cost as a wrong password, so probing names is no faster.
 		bcrypt.CompareHashAndPassword(s.dummyBcr, []byte(password))
 		s.metrics.auth.WithLabelValues("wrong").Inc()
-		return "", false
+		return Account{}, false
 	}
 	if a.Disabled {
 		s.metrics.auth.WithLabelValues("disabled").Inc()
-		return "", false
+		return Account{}, false
 	}
 	now := s.now()
 	if s.cache.ok(user, password, a.Hash, now) {
 		s.metrics.auth.WithLabelValues("cached").Inc()
-		return user, true
+		return a, true
 	}
 	if bcrypt.CompareHashAndPassword(a.Hash, []byte(password)) != nil {
 		s.metrics.auth.WithLabelValues("wrong").Inc()
-		return "", false
+		return Account{}, false
 	}
 	s.cache.add(user, password, a.Hash, now)
 	s.metrics.auth.WithLabelValues("ok").Inc()
-	return user, true
+	return a, true
 }
 
 // Instance is one entry of GET /<user>/.

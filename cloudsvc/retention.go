@@ -162,13 +162,38 @@ func (s *Service) retainRepo(ctx context.Context, user, password, inst string) R
 // most Config.ResticConcurrency at a time, and retries old keys a rotation
 // could not remove.
 func (s *Service) RunRetention(ctx context.Context) (RetentionReport, error) {
+	return s.runRetention(ctx, true)
+}
+
+// retentionLock is the store lock that lets one node at a time run
+// retention: an interval run and an on-demand run, or two nodes' runs, would
+// only fight over repository locks.
+const retentionLock = "retention"
+
+// runRetention is RunRetention; without wait it skips the run when another
+// one holds the lock.
+func (s *Service) runRetention(ctx context.Context, wait bool) (RetentionReport, error) {
 	if s.restic == nil || s.restic.bin == "" {
 		return RetentionReport{}, errNoRestic
 	}
-	// One run at a time: an interval run and an on-demand run would only
-	// fight over repository locks.
-	s.retentionMu.Lock()
-	defer s.retentionMu.Unlock()
+	var (
+		unlock func()
+		ok     bool
+		err    error
+	)
+	if wait {
+		unlock, err = s.store.Lock(ctx, retentionLock)
+	} else {
+		unlock, ok, err = s.store.TryLock(ctx, retentionLock)
+		if err == nil && !ok {
+			s.log.Printf("retention: already running (on this node or another); this run is skipped")
+			return RetentionReport{}, nil
+		}
+	}
+	if err != nil {
+		return RetentionReport{}, err
+	}
+	defer unlock()
 
 	started := s.now()
 	report := RetentionReport{Started: started}
@@ -208,6 +233,12 @@ func (s *Service) RunRetention(ctx context.Context) (RetentionReport, error) {
 		}
 	}
 	wg.Wait()
+	// Pruning gave space back: count each player's usage afresh.
+	for _, a := range accounts {
+		if _, err := s.recount(a.User); err != nil {
+			s.log.Printf("retention: usage of %s: %v", a.User, err)
+		}
+	}
 	sort.Slice(report.Repositories, func(i, j int) bool {
 		a, b := report.Repositories[i], report.Repositories[j]
 		if a.User != b.User {
@@ -244,7 +275,7 @@ func (s *Service) retentionLoop(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if _, err := s.RunRetention(ctx); err != nil && ctx.Err() == nil {
+			if _, err := s.runRetention(ctx, false); err != nil && ctx.Err() == nil {
 				s.log.Printf("retention: %v", err)
 			}
 		}

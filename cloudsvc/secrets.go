@@ -36,8 +36,22 @@ func loadOrCreateSecretFile(path string, fresh func() (string, error)) (string, 
 	if err != nil {
 		return "", err
 	}
-	if err := atomicfile.Write(path, []byte(v+"\n"), 0o600); err != nil {
+	// Several nodes may start at once on one shared data directory: the
+	// file is staged and linked into place, which fails if another node
+	// was first, and then that node's value is the one everybody uses.
+	tmp, err := atomicfile.Stage(path, []byte(v+"\n"), 0o600)
+	if err != nil {
 		return "", fmt.Errorf("create %s: %w", path, err)
+	}
+	defer atomicfile.Discard(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return loadOrCreateSecretFile(path, fresh)
+		}
+		// No hard links (some filesystems): fall back to a rename.
+		if err := atomicfile.Commit(tmp, path); err != nil {
+			return "", fmt.Errorf("create %s: %w", path, err)
+		}
 	}
 	return v, nil
 }

@@ -48,6 +48,24 @@ type Config struct {
 	AuthCacheTTL      time.Duration // default 5m
 	Log               io.Writer     // default os.Stderr
 	Now               func() time.Time
+
+	// Store is "" (bbolt in <data>/accounts.db) or a postgres:// URL;
+	// StorePassword overrides $PGPASSWORD / ~/.pgpass when not empty.
+	Store         string
+	StorePassword string
+	// ServerKey, when set (64 hex digits), is used instead of
+	// <data>/server.key, e.g. from a secret every node is given.
+	ServerKey string
+	// DefaultQuota is the storage limit of accounts without their own, in
+	// bytes; 0 means none.
+	DefaultQuota int64
+	// NodeName labels this node's metrics and log (default: host name).
+	NodeName string
+	// RotationGrace is how long a rotation waits after switching the
+	// password before it re-scans for repositories, so requests other
+	// nodes authenticated just before the switch have finished. Used only
+	// with a shared store; cloud-svc's flag defaults to 1m.
+	RotationGrace time.Duration
 }
 
 // Service is one running cloud-svc.
@@ -64,11 +82,9 @@ type Service struct {
 	sem        chan struct{}
 	now        func() time.Time
 
-	retentionMu sync.Mutex
-	// userMu serialises admin operations on one player (rotate, disable,
-	// delete) and lets rotation wait for that player's in-flight requests.
+	// gates let rotation and deletion wait for this node's in-flight
+	// requests of one player (see gate).
 	userMu   sync.Mutex
-	userOps  map[string]*sync.Mutex
 	gates    map[string]*sync.RWMutex
 	dummyBcr []byte
 }
@@ -97,13 +113,24 @@ func Open(cfg Config) (*Service, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.NodeName == "" {
+		cfg.NodeName, _ = os.Hostname()
+	}
 	reposDir := filepath.Join(cfg.DataDir, "repos")
 	for _, d := range []string{cfg.DataDir, reposDir, filepath.Join(cfg.DataDir, "cache", "restic")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create %s: %w; check --data", d, err)
 		}
 	}
-	store, err := OpenBoltStore(filepath.Join(cfg.DataDir, "accounts.db"))
+	var (
+		store Store
+		err   error
+	)
+	if IsPostgresURL(cfg.Store) {
+		store, err = OpenPostgresStore(context.Background(), cfg.Store, cfg.StorePassword)
+	} else {
+		store, err = OpenBoltStore(filepath.Join(cfg.DataDir, "accounts.db"))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -116,13 +143,18 @@ func Open(cfg Config) (*Service, error) {
 }
 
 func openWithStore(cfg Config, store Store, reposDir string) (*Service, error) {
-	keyHex, err := loadOrCreateSecretFile(filepath.Join(cfg.DataDir, "server.key"), newServerKey)
-	if err != nil {
-		return nil, err
+	var err error
+	keyHex, keyFrom := cfg.ServerKey, "the server key from the environment"
+	if keyHex == "" {
+		keyFrom = filepath.Join(cfg.DataDir, "server.key")
+		keyHex, err = loadOrCreateSecretFile(keyFrom, newServerKey)
+		if err != nil {
+			return nil, err
+		}
 	}
 	sl, err := newSealer(keyHex)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(cfg.DataDir, "server.key"), err)
+		return nil, fmt.Errorf("%s: %w", keyFrom, err)
 	}
 	token, err := loadOrCreateSecretFile(cfg.AdminTokenFile, func() (string, error) { return randomString(32) })
 	if err != nil {
@@ -146,10 +178,9 @@ func openWithStore(cfg Config, store Store, reposDir string) (*Service, error) {
 		adminToken: token,
 		reposDir:   reposDir,
 		log:        log.New(cfg.Log, "cloud-svc: ", log.LstdFlags),
-		metrics:    newMetrics(),
+		metrics:    newMetrics(cfg.NodeName),
 		sem:        make(chan struct{}, cfg.ResticConcurrency),
 		now:        cfg.Now,
-		userOps:    map[string]*sync.Mutex{},
 		gates:      map[string]*sync.RWMutex{},
 		dummyBcr:   dummy,
 	}
@@ -188,16 +219,16 @@ func (s *Service) acquire(ctx context.Context) error {
 
 func (s *Service) release() { <-s.sem }
 
-// userOp returns the mutex serialising admin operations on user.
-func (s *Service) userOp(user string) *sync.Mutex {
-	s.userMu.Lock()
-	defer s.userMu.Unlock()
-	m := s.userOps[user]
-	if m == nil {
-		m = &sync.Mutex{}
-		s.userOps[user] = m
+// lockUser serialises admin operations on one player, across every node
+// sharing the store (a PostgreSQL advisory lock, or in-process on bbolt).
+func (s *Service) lockUser(ctx context.Context, user string) (func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	unlock, err := s.store.Lock(ctx, "user:"+user)
+	if err != nil {
+		return nil, fmt.Errorf("another admin call on %s is still running: %w", user, err)
 	}
-	return m
+	return unlock, nil
 }
 
 // gate is held shared by each of user's HTTP requests and exclusively for the
@@ -298,9 +329,12 @@ type metrics struct {
 	snapshotsForgotten prometheus.Counter
 	accountsCreated    prometheus.Counter
 	rotations          prometheus.Counter
+	quotaRefusals      prometheus.Counter
 }
 
-func newMetrics() *metrics {
+// newMetrics labels every cloud-svc metric with the node's name, so the
+// nodes behind one load balancer are told apart when scraped together.
+func newMetrics(node string) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		auth: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -328,7 +362,12 @@ func newMetrics() *metrics {
 			Help: "Password rotations through the admin API.",
 		}),
 	}
-	m.reg.MustRegister(m.auth, m.adminRequests, m.retentionRuns, m.snapshotsForgotten, m.accountsCreated, m.rotations)
+	m.quotaRefusals = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cloudsvc_quota_refusals_total",
+		Help: "Uploads refused with 507 because the account's storage is full.",
+	})
+	prometheus.WrapRegistererWith(prometheus.Labels{"node": node}, m.reg).MustRegister(
+		m.auth, m.adminRequests, m.retentionRuns, m.snapshotsForgotten, m.accountsCreated, m.rotations, m.quotaRefusals)
 	return m
 }
 
@@ -360,7 +399,7 @@ func (s *Service) Serve(ctx context.Context, public, admin net.Listener, tlsCert
 	}()
 	go func() { errc <- fmt.Errorf("admin port: %w", adm.Serve(admin)) }()
 	go s.retentionLoop(ctx, s.cfg.RetentionInterval)
-	s.log.Printf("public port on %s (%s), admin port on %s", public.Addr(), s.cfg.PublicURL, admin.Addr())
+	s.log.Printf("public port on %s (%s), admin port on %s (node %s, %s)", public.Addr(), s.cfg.PublicURL, admin.Addr(), s.cfg.NodeName, s.storeName())
 
 	var serveErr error
 	select {
@@ -397,4 +436,12 @@ func derivePublicURL(addr net.Addr, tls bool) string {
 		}
 	}
 	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// storeName says which account store serves, for the start-up line.
+func (s *Service) storeName() string {
+	if s.store.Shared() {
+		return "accounts in PostgreSQL"
+	}
+	return "accounts in " + filepath.Join(s.cfg.DataDir, "accounts.db")
 }

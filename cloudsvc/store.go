@@ -1,6 +1,7 @@
 package cloudsvc
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,6 +20,8 @@ import (
 var (
 	ErrNotFound = errors.New("account not found")
 	ErrExists   = errors.New("account already exists")
+	// ErrQuota is AddUsage refusing an upload that would pass the limit.
+	ErrQuota = errors.New("storage quota exceeded")
 )
 
 // Account is one player's record. The password itself is never stored in the
@@ -31,6 +35,9 @@ type Account struct {
 	Disabled bool      `json:"disabled,omitempty"`
 	Created  time.Time `json:"created"`
 	Rotated  time.Time `json:"rotated,omitzero"`
+	// Quota is the account's storage limit in bytes: 0 means the server's
+	// default (--quota), negative means unlimited.
+	Quota int64 `json:"quota,omitempty"`
 	// PendingKeyRemovals are old repository keys a rotation could not
 	// remove yet (the repository was locked by a client); retention retries.
 	PendingKeyRemovals []PendingKey `json:"pending_key_removals,omitempty"`
@@ -52,9 +59,9 @@ type InstanceInfo struct {
 	LastPush time.Time `json:"last_push,omitzero"`
 }
 
-// Store keeps accounts. The embedded implementation is bbolt; a PostgreSQL
-// one would satisfy the same interface for several nodes (see
-// DESIGN-section.md).
+// Store keeps accounts. The embedded implementation is bbolt (one node);
+// PostgreSQL serves several nodes over shared storage (see DESIGN.md,
+// "Several nodes"). Both pass the same suite (store_suite_test.go).
 type Store interface {
 	Create(a Account) error
 	Get(user string) (Account, error)
@@ -63,6 +70,25 @@ type Store interface {
 	List() ([]Account, error)
 	GetInstance(user, id string) (InstanceInfo, bool, error)
 	PutInstance(user, id string, info InstanceInfo) error
+
+	// Usage is the bytes counted for user's uploads. AddUsage adds n
+	// atomically; a positive n that would take the count past limit (when
+	// limit > 0) changes nothing and returns ErrQuota with the count. A
+	// negative n gives a reservation back (never below 0). SetUsage replaces
+	// the count with what a walk of the repositories found.
+	Usage(user string) (int64, error)
+	AddUsage(user string, n, limit int64) (int64, error)
+	SetUsage(user string, n int64) error
+
+	// Lock takes the named lock, shared by every node of the store, until
+	// unlock is called; TryLock takes it only if it is free. Admin calls on
+	// one user and retention are serialised with these.
+	Lock(ctx context.Context, name string) (unlock func(), err error)
+	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
+
+	// Shared reports whether other nodes may use the same store (their
+	// in-flight requests are invisible to this process).
+	Shared() bool
 	Close() error
 }
 
@@ -74,11 +100,13 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketAccounts  = []byte("accounts")
 	bucketInstances = []byte("instances")
+	bucketUsage     = []byte("usage")
 	keySchema       = []byte("schema")
 )
 
 type boltStore struct {
-	db *bolt.DB
+	db    *bolt.DB
+	locks *localLocks
 }
 
 // OpenBoltStore opens (creating if needed) the embedded account database.
@@ -115,6 +143,9 @@ func OpenBoltStore(path string) (Store, error) {
 		if _, err := tx.CreateBucketIfNotExists(bucketAccounts); err != nil {
 			return err
 		}
+		if _, err := tx.CreateBucketIfNotExists(bucketUsage); err != nil {
+			return err
+		}
 		_, err = tx.CreateBucketIfNotExists(bucketInstances)
 		return err
 	})
@@ -122,7 +153,7 @@ func OpenBoltStore(path string) (Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("account store %s: %w", path, err)
 	}
-	return &boltStore{db: db}, nil
+	return &boltStore{db: db, locks: newLocalLocks()}, nil
 }
 
 func (s *boltStore) Create(a Account) error {
@@ -164,6 +195,9 @@ func (s *boltStore) Delete(user string) error {
 			return ErrNotFound
 		}
 		if err := b.Delete([]byte(user)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketUsage).Delete([]byte(user)); err != nil {
 			return err
 		}
 		// Forget what we learned about the player's instances too, so a
@@ -220,7 +254,102 @@ func (s *boltStore) PutInstance(user, id string, info InstanceInfo) error {
 	})
 }
 
+func (s *boltStore) Usage(user string) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		n = getInt(tx.Bucket(bucketUsage), user)
+		return nil
+	})
+	return n, err
+}
+
+func (s *boltStore) AddUsage(user string, n, limit int64) (int64, error) {
+	var used int64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(user)) == nil {
+			return ErrNotFound
+		}
+		b := tx.Bucket(bucketUsage)
+		used = getInt(b, user)
+		if n > 0 && limit > 0 && used+n > limit {
+			return ErrQuota
+		}
+		used = max(used+n, 0)
+		return b.Put([]byte(user), []byte(strconv.FormatInt(used, 10)))
+	})
+	return used, err
+}
+
+func (s *boltStore) SetUsage(user string, n int64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAccounts).Get([]byte(user)) == nil {
+			return ErrNotFound
+		}
+		return tx.Bucket(bucketUsage).Put([]byte(user), []byte(strconv.FormatInt(max(n, 0), 10)))
+	})
+}
+
+func getInt(b *bolt.Bucket, key string) int64 {
+	n, _ := strconv.ParseInt(string(b.Get([]byte(key))), 10, 64)
+	return n
+}
+
+// One process holds the bbolt file, so its locks are in-process.
+func (s *boltStore) Lock(ctx context.Context, name string) (func(), error) {
+	return s.locks.lock(ctx, name)
+}
+
+func (s *boltStore) TryLock(ctx context.Context, name string) (func(), bool, error) {
+	unlock, ok := s.locks.tryLock(name)
+	return unlock, ok, nil
+}
+
+func (s *boltStore) Shared() bool { return false }
+
 func (s *boltStore) Close() error { return s.db.Close() }
+
+// localLocks are named mutexes that honour a context while waiting.
+type localLocks struct {
+	mu   sync.Mutex
+	held map[string]chan struct{} // closed when released
+}
+
+func newLocalLocks() *localLocks { return &localLocks{held: map[string]chan struct{}{}} }
+
+func (l *localLocks) tryLock(name string) (func(), bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, busy := l.held[name]; busy {
+		return nil, false
+	}
+	ch := make(chan struct{})
+	l.held[name] = ch
+	return func() {
+		l.mu.Lock()
+		delete(l.held, name)
+		l.mu.Unlock()
+		close(ch)
+	}, true
+}
+
+func (l *localLocks) lock(ctx context.Context, name string) (func(), error) {
+	for {
+		if unlock, ok := l.tryLock(name); ok {
+			return unlock, nil
+		}
+		l.mu.Lock()
+		ch := l.held[name]
+		l.mu.Unlock()
+		if ch == nil {
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
 
 func putJSON(b *bolt.Bucket, key string, v any) error {
 	data, err := json.Marshal(v)

@@ -60,7 +60,7 @@ func TestPublicTLS(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	tok, err := svc.CreateAccount("tls")
+	tok, err := svc.CreateAccount("tls", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,161 @@
+package cloudsvc
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestSecretFileCreatedOnce: nodes starting together on one data directory
+// all end up with the same server key.
+func TestSecretFileCreatedOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "server.key")
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[string]bool{}
+	)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := loadOrCreateSecretFile(p, newServerKey)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			seen[v] = true
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 1 {
+		t.Fatalf("%d different keys handed out", len(seen))
+	}
+}
+
+// TestTwoNodes: two cloud-svc nodes on one PostgreSQL and one data
+// directory act as one server: an account made on one works on the other,
+// a push through one is listed by the other, a rotation or a disable on one
+// holds on the other at once, admin calls for one user wait for each other
+// across nodes, and only one node runs retention at a time.
+func TestTwoNodes(t *testing.T) {
+	pg := withPostgres(t)
+	data := filepath.Join(t.TempDir(), "data")
+	grace := func(c *Config) { pg(c); c.RotationGrace = 300 * time.Millisecond }
+	a := startServer(t, data, func(c *Config) { grace(c); c.NodeName = "node-a" })
+	b := startServer(t, data, func(c *Config) { grace(c); c.NodeName = "node-b" })
+
+	p := a.createAccount("alice")
+	src := t.TempDir()
+	writeTree(t, src, map[string]string{"saves/w/level.dat": "level one"})
+	b.mustClient(p, "inst1", "init")
+	a.mustClient(p, "inst1", "backup", "--host", "desk", "--tag", "isync:v1,kind:push,label:Survival", src)
+	code, body := b.publicGet(p, "/alice/")
+	if code != http.StatusOK || !strings.Contains(string(body), `"label":"Survival"`) {
+		t.Fatalf("listing through node b: %d %s", code, body)
+	}
+
+	// Rotation on b: the old token stops working on a at once, the new one
+	// reads the snapshots through a.
+	code, m, raw := b.adminDo("POST", "/accounts/alice/rotate", "")
+	if code != http.StatusOK {
+		t.Fatalf("rotate: %d %s", code, raw)
+	}
+	if code, _ := a.publicGet(p, "/alice/inst1/config"); code != http.StatusUnauthorized {
+		t.Errorf("old token on node a after rotation: %d", code)
+	}
+	_, newPw, _ := strings.Cut(m["token"].(string), ":")
+	p2 := player{user: "alice", password: newPw}
+	if out := a.mustClient(p2, "inst1", "snapshots", "--json", "--no-lock"); !strings.Contains(out, "label:Survival") {
+		t.Errorf("new token through node a:\n%s", out)
+	}
+
+	// Disable on a is refused on b's next request.
+	if code, _, raw := a.adminDo("POST", "/accounts/alice/disable", ""); code != http.StatusOK {
+		t.Fatalf("disable: %d %s", code, raw)
+	}
+	if code, _ := b.publicGet(p2, "/alice/inst1/config"); code != http.StatusUnauthorized {
+		t.Errorf("disabled account on node b: %d", code)
+	}
+
+	// An admin call for alice waits while another node holds her lock.
+	held, err := a.svc.store.Lock(context.Background(), "user:alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enabled := make(chan int, 1)
+	go func() {
+		code, _, _ := b.adminDo("POST", "/accounts/alice/enable", "")
+		enabled <- code
+	}()
+	select {
+	case code := <-enabled:
+		t.Fatalf("enable on node b did not wait for the lock held on node a (%d)", code)
+	case <-time.After(500 * time.Millisecond):
+	}
+	held()
+	if code := <-enabled; code != http.StatusOK {
+		t.Fatalf("enable after the lock was released: %d", code)
+	}
+
+	// Scheduled retention skips while another node runs it; on-demand
+	// retention waits for it and then runs.
+	held, ok, err := a.svc.store.TryLock(context.Background(), retentionLock)
+	if err != nil || !ok {
+		t.Fatalf("retention lock: %v %v", ok, err)
+	}
+	rep, err := b.svc.runRetention(context.Background(), false)
+	if err != nil || len(rep.Repositories) != 0 {
+		t.Errorf("scheduled retention ran although node a holds the lock: %+v %v", rep, err)
+	}
+	done := make(chan RetentionReport, 1)
+	go func() {
+		rep, err := b.svc.RunRetention(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		done <- rep
+	}()
+	select {
+	case <-done:
+		t.Fatal("on-demand retention did not wait for the other node's run")
+	case <-time.After(500 * time.Millisecond):
+	}
+	held()
+	if rep := <-done; len(rep.Repositories) != 1 || rep.Errors != 0 {
+		t.Errorf("retention after the other run: %+v", rep)
+	}
+
+	// Each node labels its own metrics.
+	for _, n := range []*testServer{a, b} {
+		req, _ := http.NewRequest("GET", n.admin+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+n.svc.AdminToken())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if want := `node="` + n.svc.cfg.NodeName + `"`; !strings.Contains(string(raw), want) {
+			t.Errorf("metrics of %s lack %s", n.svc.cfg.NodeName, want)
+		}
+	}
+
+	// Both nodes count usage in one place.
+	var sa, sb Storage
+	_, ra := a.publicGet(p2, "/alice/.storage")
+	_, rb := b.publicGet(p2, "/alice/.storage")
+	json.Unmarshal(ra, &sa)
+	json.Unmarshal(rb, &sb)
+	if sa.Used == 0 || sa != sb {
+		t.Errorf("usage differs between nodes: %s vs %s", ra, rb)
+	}
+}
