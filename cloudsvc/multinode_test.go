@@ -87,10 +87,14 @@ func TestTwoNodes(t *testing.T) {
 	}
 
 	// An admin call for alice waits while another node holds her lock.
-	held, err := a.svc.store.Lock(context.Background(), "user:alice")
+	userLock, err := a.svc.store.Lock(context.Background(), "user:alice")
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Released on every way out: a store does not close while a lock's
+	// connection is out.
+	held := sync.OnceFunc(userLock)
+	t.Cleanup(held)
 	enabled := make(chan int, 1)
 	go func() {
 		code, _, _ := b.adminDo("POST", "/accounts/alice/enable", "")
@@ -108,10 +112,12 @@ func TestTwoNodes(t *testing.T) {
 
 	// Scheduled retention skips while another node runs it; on-demand
 	// retention waits for it and then runs.
-	held, ok, err := a.svc.store.TryLock(context.Background(), retentionLock)
+	retLock, ok, err := a.svc.store.TryLock(context.Background(), retentionLock)
 	if err != nil || !ok {
 		t.Fatalf("retention lock: %v %v", ok, err)
 	}
+	held = sync.OnceFunc(retLock)
+	t.Cleanup(held)
 	rep, err := b.svc.runRetention(context.Background(), false)
 	if err != nil || len(rep.Repositories) != 0 {
 		t.Errorf("scheduled retention ran although node a holds the lock: %+v %v", rep, err)
