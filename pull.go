@@ -116,6 +116,17 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 			// the restore replaces it, so say where it is.
 			msg += fmt.Sprintf("; %s kept its own files over this computer's last version %s, which stays in history: \"instance-sync restore %s\" brings it back", by.Host, short(s.state.Last), short(s.state.Last))
 		}
+		if plan.Safety {
+			// The last sync is gone from the server (retention): these
+			// files are its only copy.
+			safety, err := s.safety(ctx, cur)
+			if err != nil {
+				return s.notRestored(&StageError{err})
+			}
+			if safety != "" {
+				msg += "; this computer's last synced version, no longer on the server, is kept in safety snapshot " + short(safety)
+			}
+		}
 		if err := s.restore(ctx, plan.Target); err != nil {
 			return s.notRestored(err)
 		}
@@ -282,7 +293,7 @@ func (s *session) graph(ctx context.Context, l remote.Listing) (history.Graph, e
 			s.state.Known = map[string]history.Snapshot{}
 		}
 		for _, sn := range snaps {
-			meta := history.FromTags(history.Snapshot{ID: sn.ID, Time: sn.Time, Host: sn.Hostname}, sn.Tags)
+			meta := history.FromTags(history.Snapshot{ID: sn.ID, Time: sn.Time, Host: sn.Hostname, Original: sn.Original}, sn.Tags)
 			if sn.Summary != nil {
 				meta.Files, meta.Bytes = sn.Summary.TotalFilesProcessed, sn.Summary.TotalBytesProcessed
 			}
@@ -296,6 +307,21 @@ func (s *session) graph(ctx context.Context, l remote.Listing) (history.Graph, e
 	for id := range l.Snapshots {
 		if k, ok := s.state.Known[id]; ok {
 			g[id] = k
+		}
+	}
+	// The server's retention re-tags snapshots (restic writes each again
+	// under a new id that names the old one as its original): bases and
+	// this computer's records follow them to their new ids.
+	g = g.Resolved()
+	moved := false
+	for _, id := range append([]*string{&s.state.Last}, pointers(s.state.Skipped)...) {
+		if now := g.Canonical(*id); now != *id {
+			*id, moved = now, true
+		}
+	}
+	if moved {
+		if err := s.save(); err != nil {
+			return nil, err
 		}
 	}
 	if s.state.PendingPush != "" {
@@ -418,4 +444,13 @@ func (s *session) scopeLooksEmpty() bool {
 		}
 	}
 	return true
+}
+
+// pointers returns a pointer to each element of list.
+func pointers(list []string) []*string {
+	out := make([]*string, len(list))
+	for i := range list {
+		out[i] = &list[i]
+	}
+	return out
 }

@@ -8,7 +8,8 @@ const (
 	Nothing Action = iota
 	// LocalAhead: only local changed; the next push uploads it.
 	LocalAhead
-	// FastForward: restore Plan.Target, which descends from our last sync.
+	// FastForward: restore Plan.Target; nothing changed here since our
+	// last sync, and Target is the only new head.
 	FastForward
 	// Conflict: the player must choose between local and Plan.Heads.
 	Conflict
@@ -35,10 +36,18 @@ type Plan struct {
 	Target string     // FastForward / Resume: snapshot to restore
 	Heads  []Snapshot // Conflict: the cloud heads to choose from, newest first
 	Reason string     // one line for the player
+	// Safety: before a FastForward, snapshot the local files as a safety
+	// snapshot: they are the last sync's version, which is gone from the
+	// server (retention removed it).
+	Safety bool
 }
 
 // Decide is SPEC §5's decision table.
 func Decide(in Input) Plan {
+	// Snapshots the server's retention re-tagged have new ids; bases and
+	// this computer's records may name the old ones.
+	in.Graph = in.Graph.Resolved()
+	in.Last, in.Restoring = in.Graph.Canonical(in.Last), in.Graph.Canonical(in.Restoring)
 	if in.Restoring != "" {
 		if _, ok := in.Graph[in.Restoring]; ok {
 			return Plan{Action: Resume, Target: in.Restoring, Reason: "finishing an interrupted restore"}
@@ -46,7 +55,7 @@ func Decide(in Input) Plan {
 	}
 	skipped := map[string]bool{}
 	for _, s := range in.Skipped {
-		skipped[s] = true
+		skipped[in.Graph.Canonical(s)] = true
 	}
 	var moved []Snapshot // heads that are neither ours nor skipped
 	heads := in.Graph.Heads()
@@ -69,15 +78,23 @@ func Decide(in Input) Plan {
 			ownHead = true
 		}
 	}
-	if len(moved) == 1 && !ownHead && !in.LocalChanged && in.Graph.Descends(moved[0].ID, in.Last) {
-		return Plan{Action: FastForward, Target: moved[0].ID, Reason: "another computer pushed newer progress"}
+	if len(moved) == 1 && !ownHead && !in.LocalChanged {
+		// Nothing changed here since the last sync, so taking the only new
+		// head loses nothing, whether or not the server's retention removed
+		// the snapshots between. If it removed the last sync itself, the
+		// local files are that version's only copy: a safety snapshot
+		// keeps them first.
+		_, kept := in.Graph[in.Last]
+		p := Plan{Action: FastForward, Target: moved[0].ID, Safety: in.Last != "" && !kept, Reason: "another computer pushed newer progress"}
+		if !in.Graph.Descends(moved[0].ID, in.Last) {
+			p.Reason += " (the history between was pruned on the server)"
+		}
+		return p
 	}
 	reason := "both this computer and the cloud have changes"
 	switch {
 	case len(moved) > 1 || ownHead:
 		reason = "the cloud has several versions (played on two computers without syncing)"
-	case !in.LocalChanged:
-		reason = "the cloud version does not descend from this computer's last sync"
 	}
 	return Plan{Action: Conflict, Heads: moved, Reason: reason}
 }

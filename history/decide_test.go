@@ -12,6 +12,14 @@ func snap(id, kind string, minutes int, bases ...string) Snapshot {
 	return Snapshot{ID: id, Kind: kind, Time: t0.Add(time.Duration(minutes) * time.Minute), Host: "h-" + id, Bases: bases}
 }
 
+// retagged is a push snapshot that restic wrote again (restic tag) under
+// id, naming its first id as original.
+func retagged(id, original string, minutes int, bases ...string) Snapshot {
+	s := snap(id, KindPush, minutes, bases...)
+	s.Original = original
+	return s
+}
+
 func graph(s ...Snapshot) Graph {
 	g := Graph{}
 	for _, x := range s {
@@ -60,12 +68,39 @@ func TestDecide(t *testing.T) {
 		{"foreign snapshots are ignored", Input{Last: "b", Graph: graph(snap("a", KindPush, 0), snap("b", KindPush, 1, "a"), snap("x", "", 5))}, Nothing, "", nil},
 		{"head not descending from ours (history lost): conflict",
 			Input{Last: "a", Graph: graph(snap("a", KindPush, 0), snap("z", KindPush, 3, "gone"))}, Conflict, "", []string{"z"}},
+		// Retention removed snapshots between this computer's last sync and
+		// the head: nothing changed here, so nothing is lost by taking it.
+		{"last sync pruned, local unchanged: fast-forward (safety first)",
+			Input{Last: "a", Graph: graph(snap("y", KindPush, 8, "x"), snap("z", KindPush, 9, "y"))}, FastForward, "z", nil},
+		{"last sync pruned, the head still names it, local unchanged: fast-forward (safety first)",
+			Input{Last: "a", Graph: graph(snap("b", KindPush, 1, "a"))}, FastForward, "b", nil},
+		{"last sync pruned, local changed: conflict",
+			Input{LocalChanged: true, Last: "a", Graph: graph(snap("y", KindPush, 8, "x"), snap("z", KindPush, 9, "y"))}, Conflict, "", []string{"z"}},
+		{"last sync pruned, two heads: conflict",
+			Input{Last: "a", Graph: graph(snap("y", KindPush, 8, "x"), snap("z", KindPush, 9, "x"))}, Conflict, "", []string{"z", "y"}},
+		{"last sync kept, the head cut off from it, local unchanged: fast-forward",
+			Input{Last: "a", Skipped: []string{"b"}, Graph: graph(snap("a", KindPush, 0), snap("b", KindPush, 1, "a"), snap("z", KindPush, 9, "gone"))}, FastForward, "z", nil},
+		// Retention re-tagged a snapshot: restic wrote it again under a new
+		// id that names the old one as its original.
+		{"re-tagged last sync, nothing new", Input{Last: "a", Graph: graph(retagged("a2", "a", 0), snap("b", KindPush, 1, "a"))}, FastForward, "b", nil},
+		{"re-tagged last sync is the head", Input{Last: "a", Graph: graph(retagged("a2", "a", 0))}, Nothing, "", nil},
+		{"a base naming a re-tagged snapshot",
+			Input{Last: "b", Graph: graph(retagged("a2", "a", 0), snap("b", KindPush, 1, "a"), snap("c", KindPush, 2, "a"))}, Conflict, "", []string{"c"}},
+		{"re-tagged skipped head", Input{Last: "b", Skipped: []string{"c"}, Graph: graph(snap("a", KindPush, 0), snap("b", KindPush, 1, "a"), retagged("c2", "c", 2, "a"))}, Nothing, "", nil},
+		{"re-tagged interrupted restore resumes", Input{Last: "a", Restoring: "b", Graph: graph(snap("a", KindPush, 0), retagged("b2", "b", 1, "a"))}, Resume, "b2", nil},
 		{"a merge names both sides: one head",
 			Input{Last: "b", Graph: graph(snap("a", KindPush, 0), snap("b", KindPush, 1, "a"), snap("c", KindPush, 2, "a"), snap("m", KindPush, 3, "c", "b"))}, FastForward, "m", nil},
+	}
+	safety := map[string]bool{
+		"last sync pruned, local unchanged: fast-forward (safety first)":                          true,
+		"last sync pruned, the head still names it, local unchanged: fast-forward (safety first)": true,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := Decide(tt.in)
+			if p.Safety != safety[tt.name] {
+				t.Fatalf("Decide = %v with Safety %v, want %v", p.Action, p.Safety, safety[tt.name])
+			}
 			if p.Action != tt.action || p.Target != tt.target || !reflect.DeepEqual(ids(p.Heads), tt.heads) {
 				t.Fatalf("Decide = %v target=%q heads=%v; want %v target=%q heads=%v", p.Action, p.Target, ids(p.Heads), tt.action, tt.target, tt.heads)
 			}

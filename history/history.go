@@ -42,6 +42,10 @@ type Snapshot struct {
 	// Supersedes are the heads this snapshot replaced without their
 	// changes: the player chose to keep this computer's files over them.
 	Supersedes []string `json:"supersedes,omitempty"`
+	// Original is the id the snapshot had when it was written, when restic
+	// wrote it again since under this id (restic tag: the server's
+	// retention re-tags snapshots). Bases naming the original mean this one.
+	Original string `json:"original,omitempty"`
 	// Scope is the maker's effective scope, nil for snapshots that do not
 	// record it (made by earlier builds).
 	Scope *Scope `json:"scope,omitempty"`
@@ -104,6 +108,64 @@ func FromTags(s Snapshot, tags []string) Snapshot {
 
 // Graph is the set of snapshots present in the repository.
 type Graph map[string]Snapshot
+
+// Resolved returns g with restic's re-tagging undone: each base and
+// supersedes naming the id a snapshot had before restic wrote it again
+// (its Original) names its id now. Nothing else changes.
+func (g Graph) Resolved() Graph {
+	alias := g.aliases()
+	if len(alias) == 0 {
+		return g
+	}
+	out := make(Graph, len(g))
+	for id, s := range g {
+		s.Bases = resolveAll(alias, s.Bases)
+		s.Supersedes = resolveAll(alias, s.Supersedes)
+		out[id] = s
+	}
+	return out
+}
+
+// Canonical is the id now of the snapshot that was written as id: id
+// itself, or the re-tagged snapshot whose Original it is.
+func (g Graph) Canonical(id string) string {
+	if _, ok := g[id]; ok || id == "" {
+		return id
+	}
+	for now, s := range g {
+		if s.Original == id {
+			return now
+		}
+	}
+	return id
+}
+
+func (g Graph) aliases() map[string]string {
+	var alias map[string]string
+	for id, s := range g {
+		if s.Original != "" && s.Original != id {
+			if alias == nil {
+				alias = map[string]string{}
+			}
+			alias[s.Original] = id
+		}
+	}
+	return alias
+}
+
+func resolveAll(alias map[string]string, ids []string) []string {
+	if len(ids) == 0 {
+		return ids
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		if now, ok := alias[id]; ok {
+			id = now
+		}
+		out[i] = id
+	}
+	return out
+}
 
 // Heads returns the push snapshots that no push snapshot names as a base,
 // newest first. Safety snapshots are side branches: they never hide a head.

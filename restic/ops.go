@@ -17,6 +17,9 @@ type Snapshot struct {
 	Hostname string    `json:"hostname"`
 	Tags     []string  `json:"tags"`
 	Tree     string    `json:"tree,omitempty"` // the root tree's blob id
+	// Original is the id the snapshot was first written under, when
+	// "restic tag" wrote it again since.
+	Original string `json:"original,omitempty"`
 	Summary  *struct {
 		TotalFilesProcessed int64 `json:"total_files_processed"`
 		TotalBytesProcessed int64 `json:"total_bytes_processed"`
