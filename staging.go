@@ -82,15 +82,15 @@ func (s *session) restore(ctx context.Context, id string) error {
 	}
 	moves, err := s.stage(ctx, id, plan.want, trust)
 	if err != nil {
-		os.RemoveAll(s.paths.Staging())
-		return &StageError{err}
+		removeTree(s.paths.Staging())
+		return &StageError{permissionError(err)}
 	}
 	s.fault("staged")
 	s.state.Journal = &instance.Journal{Snapshot: id, Moves: moves, Deletes: plan.deletes}
 	s.state.Restoring = id
 	if err := s.save(); err != nil {
 		s.state.Journal, s.state.Restoring = nil, ""
-		os.RemoveAll(s.paths.Staging())
+		removeTree(s.paths.Staging())
 		return err
 	}
 	return s.finishJournal()
@@ -161,7 +161,7 @@ func firstN(list []string, n int) []string {
 // every file is compared by content.
 func (s *session) stage(ctx context.Context, id string, want map[string]snapItem, trust bool) ([]string, error) {
 	st := s.paths.Staging()
-	if err := os.RemoveAll(st); err != nil {
+	if err := removeTree(st); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(st, 0o700); err != nil {
@@ -444,13 +444,14 @@ func (s *session) finishJournal() error {
 	if err := s.save(); err != nil {
 		return err
 	}
-	os.RemoveAll(st)
+	removeTree(st)
 	return nil
 }
 
 // moveError is a move that could not go on: the journal stays, and the
 // next run tries again.
 func (s *session) moveError(err error) error {
+	err = permissionError(err)
 	return fmt.Errorf("%w; each file is either its old version or the cloud version, and the next pull or push finishes the restore", err)
 }
 
@@ -471,7 +472,7 @@ func (s *session) realParents(rel string) bool {
 func (s *session) resumeJournal() error {
 	if s.state.Journal == nil {
 		if _, err := os.Lstat(s.paths.Staging()); err == nil {
-			os.RemoveAll(s.paths.Staging())
+			removeTree(s.paths.Staging())
 		}
 		return nil
 	}
@@ -552,4 +553,38 @@ func (s *session) scopeRecord() history.Scope {
 		}
 	}
 	return rec
+}
+
+// permissionError says "permission denied" with the path and the fix;
+// other errors pass unchanged.
+func permissionError(err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	name := ""
+	switch {
+	case !errors.Is(err, fs.ErrPermission):
+		return err
+	case errors.As(err, &le):
+		name = le.New
+	case errors.As(err, &pe):
+		name = pe.Path
+	default:
+		return err
+	}
+	return fmt.Errorf("permission denied: cannot write %s; give your user write access to the pack folder (%w)", name, err)
+}
+
+// removeTree is os.RemoveAll that gets past read-only folders (restic
+// gives restored folders the snapshot's modes).
+func removeTree(dir string) error {
+	if os.RemoveAll(dir) == nil {
+		return nil
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
 }
