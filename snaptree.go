@@ -115,25 +115,57 @@ func (s *session) treeIndex(ctx context.Context, key repofile.Key) (map[string]r
 }
 
 // readTrees reads the trees of the folders dirs (ids maps each to its
-// tree's blob id).
+// tree's blob id). Trees that lie in one data file are fetched with one
+// request for the stretch that holds them: restic packs trees together,
+// and a folder of worlds holds hundreds of small trees.
 func (s *session) readTrees(ctx context.Context, key repofile.Key, trees map[string]repofile.BlobLocation, dirs []string, ids map[string]string) ([][]repofile.Node, error) {
 	out := make([][]repofile.Node, len(dirs))
-	err := parallel(ctx, len(dirs), func(i int) error {
-		id := ids[dirs[i]]
-		loc, ok := trees[id]
+	type span struct {
+		pack       string
+		start, end int64
+		dirs       []int
+	}
+	var spans []*span
+	byPack := map[string][]*span{}
+	for i, dir := range dirs {
+		loc, ok := trees[ids[dir]]
 		if !ok {
-			return fmt.Errorf("tree %s of %q is in no index", short(id), dirs[i])
+			return nil, fmt.Errorf("tree %s of %q is in no index", short(ids[dir]), dir)
 		}
-		stored, err := s.server.ReadFile(ctx, s.cfg.InstanceID, "data", loc.Pack, loc.Offset, loc.Length)
+		var sp *span
+		for _, c := range byPack[loc.Pack] {
+			// Join a stretch when the result stays under 8 MiB.
+			if min(c.start, loc.Offset)+8<<20 > max(c.end, loc.Offset+loc.Length) {
+				sp = c
+				break
+			}
+		}
+		if sp == nil {
+			sp = &span{pack: loc.Pack, start: loc.Offset, end: loc.Offset}
+			byPack[loc.Pack] = append(byPack[loc.Pack], sp)
+			spans = append(spans, sp)
+		}
+		sp.start, sp.end = min(sp.start, loc.Offset), max(sp.end, loc.Offset+loc.Length)
+		sp.dirs = append(sp.dirs, i)
+	}
+	err := parallel(ctx, len(spans), func(j int) error {
+		sp := spans[j]
+		data, err := s.server.ReadFile(ctx, s.cfg.InstanceID, "data", sp.pack, sp.start, sp.end-sp.start)
 		if err != nil {
 			return err
 		}
-		plain, err := key.Blob(id, loc, stored)
-		if err != nil {
-			return err
+		for _, i := range sp.dirs {
+			id := ids[dirs[i]]
+			loc := trees[id]
+			plain, err := key.Blob(id, loc, data[loc.Offset-sp.start:loc.Offset-sp.start+loc.Length])
+			if err != nil {
+				return err
+			}
+			if out[i], err = repofile.ParseTree(plain); err != nil {
+				return err
+			}
 		}
-		out[i], err = repofile.ParseTree(plain)
-		return err
+		return nil
 	})
 	return out, err
 }

@@ -80,7 +80,7 @@ func (s *session) restore(ctx context.Context, id string) error {
 	for _, n := range plan.notes {
 		s.opt.UI.Warn(n)
 	}
-	moves, err := s.stage(ctx, id, plan.want, trust)
+	moves, err := s.stage(ctx, id, items, plan.want, trust)
 	if err != nil {
 		removeTree(s.paths.Staging())
 		return &StageError{permissionError(err)}
@@ -159,7 +159,7 @@ func firstN(list []string, n int) []string {
 // Those are private copies, with an mtime that never matches, so restic
 // compares them block by block. With trust false no live file is linked:
 // every file is compared by content.
-func (s *session) stage(ctx context.Context, id string, want map[string]snapItem, trust bool) ([]string, error) {
+func (s *session) stage(ctx context.Context, id string, items, want map[string]snapItem, trust bool) ([]string, error) {
 	st := s.paths.Staging()
 	if err := removeTree(st); err != nil {
 		return nil, err
@@ -222,14 +222,22 @@ func (s *session) stage(ctx context.Context, id string, want map[string]snapItem
 			delete(seeds, p)
 		}
 	}
+	linked := 0
+	for _, sd := range seeds {
+		if sd.link {
+			linked++
+		}
+	}
+	if linked == len(paths) {
+		// Every file is here already (the snapshot only deleted files, or
+		// nothing this computer syncs changed): restic has nothing to do.
+		return nil, nil
+	}
 	rc, err := s.resticClient(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var includes []string
-	for _, inc := range s.scope.Include {
-		includes = append(includes, "/"+strings.TrimSuffix(inc, "/"))
-	}
+	includes := s.restoreIncludes(items, want)
 	u := s.opt.UI
 	u.ProgressStart("pull")
 	err = rc.Restore(ctx, id, restic.RestoreOptions{Target: st, Includes: includes},
@@ -587,4 +595,76 @@ func removeTree(dir string) error {
 		return nil
 	})
 	return os.RemoveAll(dir)
+}
+
+// maxIncludes bounds the patterns restic gets: it matches each against
+// every item of the snapshot.
+const maxIncludes = 200
+
+// restoreIncludes are restic's --include patterns for a restore of want
+// (files of items): the largest folders all of whose items are wanted,
+// and single wanted files elsewhere, so restic downloads nothing this
+// computer does not take (a world it excludes, say). When that takes too
+// many patterns, or a name holds a pattern character, it is the include
+// entries, and what is not wanted is downloaded and dropped.
+func (s *session) restoreIncludes(items, want map[string]snapItem) []string {
+	var roots []string
+	for _, inc := range s.scope.Include {
+		roots = append(roots, strings.TrimSuffix(inc, "/"))
+	}
+	plain := func() []string {
+		out := make([]string, len(roots))
+		for i, r := range roots {
+			out[i] = "/" + r
+		}
+		return out
+	}
+	total, wanted := map[string]int{}, map[string]int{}
+	children := map[string][]string{}
+	for p, it := range items {
+		children[path.Dir(p)] = append(children[path.Dir(p)], p)
+		if it.Type == "dir" {
+			continue
+		}
+		_, ok := want[p]
+		for a := p; ; a = path.Dir(a) {
+			total[a]++
+			if ok {
+				wanted[a]++
+			}
+			if !strings.Contains(a, "/") {
+				break
+			}
+		}
+	}
+	var out []string
+	var walk func(p string) bool
+	walk = func(p string) bool {
+		switch {
+		case wanted[p] == 0:
+			return true
+		case wanted[p] == total[p]:
+			if strings.ContainsAny(p, "*?[\\") || len(out) >= maxIncludes {
+				return false
+			}
+			out = append(out, "/"+p)
+			return true
+		}
+		for _, c := range children[p] {
+			if !walk(c) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, r := range roots {
+		if !walk(r) {
+			return plain()
+		}
+	}
+	if len(out) == 0 {
+		return plain()
+	}
+	sort.Strings(out)
+	return out
 }
