@@ -105,6 +105,9 @@ type snapshot struct {
 	Time     time.Time `json:"time"`
 	Hostname string    `json:"hostname"`
 	Tags     []string  `json:"tags"`
+	// Original is the id the snapshot was first written under, when
+	// "restic tag" (retention's re-tagging) wrote it again since.
+	Original string `json:"original,omitempty"`
 }
 
 func (s snapshot) tag(prefix string) (string, bool) {

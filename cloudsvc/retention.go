@@ -38,6 +38,7 @@ func (p Policy) args() []string {
 // some machine's latest progress) and every safety snapshot younger than
 // keepSafety (the player's local state taken before "use cloud").
 func protectedIDs(snaps []snapshot, now time.Time, keepSafety time.Duration) map[string]bool {
+	alias := aliases(snaps)
 	named := map[string]bool{}
 	var bases []string
 	for _, s := range snaps {
@@ -46,6 +47,7 @@ func protectedIDs(snaps []snapshot, now time.Time, keepSafety time.Duration) map
 		}
 		for _, t := range s.Tags {
 			if b, ok := strings.CutPrefix(t, "base:"); ok && b != "" {
+				b = canonical(alias, b)
 				named[b] = true
 				bases = append(bases, b)
 			}
@@ -79,6 +81,119 @@ func protectedIDs(snaps []snapshot, now time.Time, keepSafety time.Duration) map
 	return keep
 }
 
+// aliases maps the id each re-tagged snapshot was first written under
+// (restic's "original") to its id now: bases written before a re-tag name
+// the old id.
+func aliases(snaps []snapshot) map[string]string {
+	alias := map[string]string{}
+	for _, s := range snaps {
+		if s.Original != "" && s.Original != s.ID {
+			alias[s.Original] = s.ID
+		}
+	}
+	return alias
+}
+
+func canonical(alias map[string]string, id string) string {
+	if now, ok := alias[id]; ok {
+		return now
+	}
+	return id
+}
+
+// retag is one snapshot's tag change: bases that were forgotten replaced
+// by the nearest kept ancestors.
+type retag struct {
+	ID          string
+	Remove, Add []string // whole tags ("base:<id>")
+}
+
+// retagPlan keeps the history graph connected after removing the
+// snapshots in removed: a kept snapshot whose base was removed names,
+// instead, the nearest kept snapshots it descends from through removed
+// ones. Without that, a kept ancestor that lost its last child looks like
+// a head to the clients (a false fork), and a computer whose last sync is
+// that ancestor cannot tell the newest version descends from it. A base
+// with no kept ancestor stays as it is (it names history that is gone).
+func retagPlan(snaps []snapshot, removed map[string]bool) []retag {
+	alias := aliases(snaps)
+	byID := map[string]snapshot{}
+	for _, s := range snaps {
+		byID[s.ID] = s
+	}
+	kept := func(id string) bool {
+		_, ok := byID[id]
+		return ok && !removed[id]
+	}
+	basesOf := func(s snapshot) []string {
+		var out []string
+		for _, t := range s.Tags {
+			if b, ok := strings.CutPrefix(t, "base:"); ok && b != "" {
+				out = append(out, b)
+			}
+		}
+		return out
+	}
+	// nearestKept walks from a removed base through removed snapshots to
+	// the first kept ones on each path.
+	nearestKept := func(start string) []string {
+		var found []string
+		seen := map[string]bool{}
+		queue := []string{start}
+		for len(queue) > 0 {
+			id := canonical(alias, queue[0])
+			queue = queue[1:]
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			if kept(id) {
+				found = append(found, id)
+				continue
+			}
+			if s, ok := byID[id]; ok {
+				queue = append(queue, basesOf(s)...)
+			}
+		}
+		sort.Strings(found)
+		return found
+	}
+	var plan []retag
+	for _, s := range snaps {
+		if removed[s.ID] || s.kind() == "" {
+			continue
+		}
+		bases := basesOf(s)
+		has := map[string]bool{}
+		for _, b := range bases {
+			has[canonical(alias, b)] = true
+		}
+		var r retag
+		for _, b := range bases {
+			if kept(canonical(alias, b)) {
+				continue
+			}
+			anc := nearestKept(b)
+			if len(anc) == 0 {
+				continue
+			}
+			r.Remove = append(r.Remove, "base:"+b)
+			for _, a := range anc {
+				if !has[a] {
+					has[a] = true
+					r.Add = append(r.Add, "base:"+a)
+				}
+			}
+		}
+		if len(r.Remove) > 0 {
+			r.ID = s.ID
+			plan = append(plan, r)
+		}
+	}
+	sort.Slice(plan, func(i, j int) bool { return plan[i].ID < plan[j].ID })
+	return plan
+}
+
 // forgetGroup is the part of restic's "forget --json" output retention reads.
 type forgetGroup struct {
 	Remove []snapshot `json:"remove"`
@@ -90,6 +205,9 @@ type RepoReport struct {
 	Instance  string   `json:"instance"`
 	Snapshots int      `json:"snapshots"`
 	Removed   []string `json:"removed,omitempty"`
+	// Retagged are the kept snapshots whose removed bases were replaced by
+	// their nearest kept ancestors (restic writes each under a new id).
+	Retagged  []string `json:"retagged,omitempty"`
 	Protected int      `json:"protected"`
 	Error     string   `json:"error,omitempty"`
 }
@@ -155,6 +273,24 @@ func (s *Service) retainRepo(ctx context.Context, user, password, inst string) R
 	}
 	rep.Removed = remove
 	s.metrics.snapshotsForgotten.Add(float64(len(remove)))
+	gone := map[string]bool{}
+	for _, id := range remove {
+		gone[id] = true
+	}
+	for _, r := range retagPlan(snaps, gone) {
+		args := []string{"tag", "--retry-lock", "1m"}
+		for _, t := range r.Remove {
+			args = append(args, "--remove", t)
+		}
+		for _, t := range r.Add {
+			args = append(args, "--add", t)
+		}
+		if _, err := s.restic.run(ctx, repoPath, password, "", append(args, r.ID)...); err != nil {
+			rep.Error = err.Error()
+			return rep
+		}
+		rep.Retagged = append(rep.Retagged, r.ID)
+	}
 	return rep
 }
 
