@@ -1,0 +1,61 @@
+package instancesync
+
+import (
+	"reflect"
+	"testing"
+
+	"git.timemachine.center/timemachine/instance-sync/restic"
+	"git.timemachine.center/timemachine/instance-sync/scope"
+)
+
+func TestRestoreIncludes(t *testing.T) {
+	s := &session{scope: scope.Scope{Include: []string{"saves/", "options.txt", "screenshots/"}}}
+	items := map[string]snapItem{
+		"saves":                     {Type: "dir"},
+		"saves/W":                   {Type: "dir"},
+		"saves/W/level.dat":         {Type: "file"},
+		"saves/W/region":            {Type: "dir"},
+		"saves/W/region/r.0.0.mca":  {Type: "file"},
+		"saves/Creative Test":       {Type: "dir"},
+		"saves/Creative Test/a.dat": {Type: "file"},
+		"options.txt":               {Type: "file"},
+		"screenshots":               {Type: "dir"},
+		"screenshots/[weird]*.png":  {Type: "file"},
+		"screenshots/link":          {Type: "symlink"},
+	}
+	all := func(paths ...string) map[string]snapItem {
+		m := map[string]snapItem{}
+		for _, p := range paths {
+			m[p] = items[p]
+		}
+		return m
+	}
+	roots := []string{"/saves", "/options.txt", "/screenshots"}
+	for _, c := range []struct {
+		name string
+		want map[string]snapItem
+		out  []string
+	}{
+		{"everything wanted: whole folders", all("saves/W/level.dat", "saves/W/region/r.0.0.mca", "saves/Creative Test/a.dat", "options.txt"),
+			[]string{"/options.txt", "/saves"}},
+		{"an excluded world is not downloaded", all("saves/W/level.dat", "saves/W/region/r.0.0.mca", "options.txt"),
+			[]string{"/options.txt", "/saves/W"}},
+		{"single files", all("saves/W/level.dat"), []string{"/saves/W/level.dat"}},
+		{"a name with pattern characters: the include entries", all("screenshots/[weird]*.png"), roots},
+	} {
+		if got := s.restoreIncludes(items, c.want); !reflect.DeepEqual(got, c.out) {
+			t.Errorf("%s: got %q, want %q", c.name, got, c.out)
+		}
+	}
+}
+
+func TestIsDiskFull(t *testing.T) {
+	full := &restic.Error{Op: "restore", ExitCode: 1, Message: "There were 1 errors",
+		Items: []string{"write /p/.cloud-sync/staging/saves/W/r.0.0.mca: no space left on device"}}
+	if !isDiskFull(full) {
+		t.Error("restic's item error not seen")
+	}
+	if isDiskFull(&restic.Error{Op: "restore", ExitCode: 1, Message: "There were 1 errors", Items: []string{"open x: permission denied"}}) {
+		t.Error("a permission error taken for a full disk")
+	}
+}
