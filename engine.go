@@ -131,8 +131,10 @@ type session struct {
 	cfg    instance.Config
 	token  instance.Token
 	server remote.Server
-	scope  scope.Scope
-	state  instance.State
+	scope  scope.Scope // baseScope without the names this OS cannot hold (state.Unportable)
+	// baseScope is the scope scope.json and packwiz make.
+	baseScope scope.Scope
+	state     instance.State
 	lock   *instance.Lock
 	restic *restic.Client // nil until needed
 	facts  scope.Facts    // of the last walk, for choosing restic's filter
@@ -174,6 +176,7 @@ func open(opt Options) (*session, error) {
 		s.lock.Release()
 		return nil, err
 	}
+	s.baseScope, s.scope = s.scope, s.scope.Without(s.state.Unportable)
 	s.paths.RemoveTemps()
 	s.server = remote.Server{URL: cfg.URL, User: s.token.User, Password: s.token.Password, Timeout: opt.HTTPTimeout}
 	return s, nil

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -72,11 +74,18 @@ func (s *session) restore(ctx context.Context, id string) error {
 	if want := s.state.Known[id].Files; len(items) == 0 && want > 0 {
 		return &StageError{fmt.Errorf("snapshot %s lists no files in the sync scope but has %d; nothing was changed", short(id), want)}
 	}
+	// This snapshot decides which of its names this OS cannot hold: the
+	// names left out for an earlier snapshot may be fixed in this one.
+	s.scope = s.baseScope
+	hazards := scope.NameHazards(slices.Collect(maps.Keys(items)), runtime.GOOS)
 	cur, err := s.walk()
 	if err != nil {
 		return err
 	}
 	plan := s.planRestore(id, items, cur)
+	plan = withoutHazards(plan, hazards)
+	s.state.Unportable = scope.HazardUnits(hazards)
+	s.scope = s.baseScope.Without(s.state.Unportable)
 	for _, n := range plan.notes {
 		s.opt.UI.Warn(n)
 	}
@@ -138,6 +147,91 @@ func (s *session) planRestore(id string, items map[string]snapItem, cur scope.Ma
 		p.notes = append(p.notes, fmt.Sprintf("not restored: %s (symlinks and other special files are not synced; only regular files and folders are)", strings.Join(firstN(links, 3), ", ")))
 	}
 	return p
+}
+
+// withoutHazards leaves out of p the worlds and files whose names this
+// OS cannot hold: none of their files is written or deleted here, and the
+// player is told which and why.
+func withoutHazards(p restorePlan, hazards []scope.Hazard) restorePlan {
+	if len(hazards) == 0 {
+		return p
+	}
+	units := scope.HazardUnits(hazards)
+	under := func(rel string) bool {
+		for _, u := range units {
+			if scope.UnderUnit(rel, u) {
+				return true
+			}
+		}
+		return false
+	}
+	for rel := range p.want {
+		if under(rel) {
+			delete(p.want, rel)
+		}
+	}
+	p.deletes = slices.DeleteFunc(p.deletes, under)
+	for _, h := range hazards {
+		what := h.Unit
+		if w, ok := strings.CutPrefix(h.Unit, "saves/"); ok && !strings.Contains(w, "/") {
+			what = fmt.Sprintf("world %q", w)
+		}
+		p.notes = append(p.notes, fmt.Sprintf("%s is not restored: %s; rename it on the computer that made it (this computer keeps its own copy, if any, and does not sync it until then)", what, h.Reason))
+	}
+	return p
+}
+
+// leaveOut makes restic's --include patterns include (from
+// restoreIncludes) leave out units: a pattern holding a unit is replaced
+// by its children that hold files (relative paths), down to the unit's
+// own folder, so restic never even creates a unit's name. restic matches
+// patterns per name with "*", "?" and "[" special, and on Windows without
+// an escape character, so in those children they become "?" (which
+// matches them).
+func leaveOut(include, files, units []string) []string {
+	if len(units) == 0 {
+		return include
+	}
+	inc := map[string]bool{}
+	for _, e := range include {
+		inc[strings.TrimPrefix(e, "/")] = true
+	}
+	children := func(dir string) []string {
+		seen := map[string]bool{}
+		var out []string
+		for _, f := range files {
+			rest, ok := strings.CutPrefix(f, dir+"/")
+			if !ok {
+				continue
+			}
+			c := dir + "/" + strings.SplitN(rest, "/", 2)[0]
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	for _, u := range units {
+		parts := strings.Split(u, "/")
+		for i := 1; i < len(parts); i++ {
+			a := strings.Join(parts[:i], "/")
+			if inc[a] {
+				delete(inc, a)
+				for _, c := range children(a) {
+					inc[c] = true
+				}
+			}
+		}
+		delete(inc, u)
+	}
+	out := make([]string, 0, len(inc))
+	glob := strings.NewReplacer("*", "?", "[", "?")
+	for e := range inc {
+		out = append(out, "/"+glob.Replace(e))
+	}
+	sort.Strings(out)
+	return out
 }
 
 func firstN(list []string, n int) []string {
@@ -237,7 +331,7 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 	if err != nil {
 		return nil, err
 	}
-	includes := s.restoreIncludes(items, want)
+	includes := leaveOut(s.restoreIncludes(items, want), paths, s.state.Unportable)
 	u := s.opt.UI
 	u.ProgressStart("pull")
 	err = rc.Restore(ctx, id, restic.RestoreOptions{Target: st, Includes: includes},
@@ -583,18 +677,34 @@ func permissionError(err error) error {
 }
 
 // removeTree is os.RemoveAll that gets past read-only folders (restic
-// gives restored folders the snapshot's modes).
+// gives restored folders the snapshot's modes) and, on Windows, past file
+// systems that refuse the POSIX delete os.RemoveAll asks for with
+// "Invalid function" (Wine 8, some network shares): there the entries
+// are removed one by one, deepest first.
 func removeTree(dir string) error {
 	if os.RemoveAll(dir) == nil {
 		return nil
 	}
+	var paths []string
 	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
+		if err == nil {
+			if d.IsDir() {
+				os.Chmod(p, 0o700)
+			}
+			paths = append(paths, p)
 		}
 		return nil
 	})
-	return os.RemoveAll(dir)
+	err := os.RemoveAll(dir)
+	if err == nil || runtime.GOOS != "windows" {
+		return err
+	}
+	for i := len(paths) - 1; i >= 0; i-- {
+		if err := os.Remove(paths[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // maxIncludes bounds the patterns restic gets: it matches each against

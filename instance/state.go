@@ -50,6 +50,12 @@ type State struct {
 	// PendingPush is the attempt id of a push that started and has not been
 	// recorded; a snapshot carrying it is this machine's own.
 	PendingPush string `json:"pending_push,omitempty"`
+	// Unportable are the worlds and files of the last restored snapshot
+	// whose names this computer's OS cannot hold (scope.NameHazards). They
+	// were not restored and stay out of this computer's scope, so its
+	// pushes neither send nor delete them, until a restore of a snapshot
+	// without them.
+	Unportable []string `json:"unportable,omitempty"`
 	// LastSync is when the last pull or push finished.
 	LastSync time.Time `json:"last_sync,omitempty"`
 	// KeyHint is the id of the repository key that opens its config,

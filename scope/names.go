@@ -145,6 +145,20 @@ func UnderUnit(rel, u string) bool {
 	return rel == u || strings.HasPrefix(rel, u+"/")
 }
 
+// Without returns s with the units (files or folders, relative paths)
+// excluded.
+func (s Scope) Without(units []string) Scope {
+	if len(units) == 0 {
+		return s
+	}
+	out := s
+	out.Exclude = append([]string(nil), s.Exclude...)
+	for _, u := range units {
+		out.Exclude = append(out.Exclude, EscapePattern(u))
+	}
+	return out
+}
+
 // EscapePattern makes rel an exclude pattern that matches exactly rel
 // (the matcher's "*", "?", "[" and "\" escaped).
 func EscapePattern(rel string) string {
