@@ -135,9 +135,9 @@ type session struct {
 	// baseScope is the scope scope.json and packwiz make.
 	baseScope scope.Scope
 	state     instance.State
-	lock   *instance.Lock
-	restic *restic.Client // nil until needed
-	facts  scope.Facts    // of the last walk, for choosing restic's filter
+	lock      *instance.Lock
+	restic    *restic.Client // nil until needed
+	facts     scope.Facts    // of the last walk, for choosing restic's filter
 }
 
 // open loads an opted-in instance and takes its lock. It returns
