@@ -7,8 +7,8 @@ import (
 	"git.timemachine.center/timemachine/instance-sync/scope"
 )
 
-func TestRestoreIncludes(t *testing.T) {
-	include := []string{"saves/", "options.txt", "screenshots/", "schematics/"}
+func TestLeaveOut(t *testing.T) {
+	include := []string{"/saves", "/options.txt", "/screenshots", "/schematics"}
 	files := []string{
 		"saves/Fine/level.dat", "saves/[1.20] Survival/level.dat", "saves/World/level.dat", "saves/world/level.dat",
 		"options.txt", "screenshots/ok.png", "screenshots/a:b.png",
@@ -18,13 +18,13 @@ func TestRestoreIncludes(t *testing.T) {
 		units []string
 		want  []string
 	}{
-		{nil, []string{"/options.txt", "/saves", "/schematics", "/screenshots"}},
+		{nil, []string{"/saves", "/options.txt", "/screenshots", "/schematics"}}, // unchanged
 		{[]string{"saves/World", "saves/world"}, []string{"/options.txt", "/saves/?1.20] Survival", "/saves/Fine", "/schematics", "/screenshots"}},
 		{[]string{"screenshots/a:b.png", "schematics/deep/x:y.schem"}, []string{"/options.txt", "/saves", "/schematics/deep/ok.schem", "/schematics/top.schem", "/screenshots/ok.png"}},
 		{[]string{"options.txt"}, []string{"/saves", "/schematics", "/screenshots"}},
 	}
 	for _, tt := range tests {
-		if got := restoreIncludes(include, files, tt.units); !reflect.DeepEqual(got, tt.want) {
+		if got := leaveOut(include, files, tt.units); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("units %q: includes %q, want %q", tt.units, got, tt.want)
 		}
 	}
