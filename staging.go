@@ -578,9 +578,35 @@ func (s *session) resumeJournal() error {
 		}
 		return nil
 	}
-	s.opt.UI.Info("finishing the interrupted restore of " + short(s.state.Journal.Snapshot))
-	return s.finishJournal()
+	j := s.state.Journal
+	s.opt.UI.Info("finishing the interrupted restore of " + short(j.Snapshot))
+	err := s.finishJournal()
+	if err == nil || s.state.Journal == nil {
+		return err
+	}
+	// A move that keeps failing must not hold back every later pull (a
+	// newer version could never be restored). Each file is its old
+	// version or the snapshot's; the last sync stays the one before, so
+	// the files already moved count as this computer's changes: never
+	// overwritten without asking, pushed or kept by the player's choice.
+	j.Failed++
+	if j.Failed < maxMoveTries {
+		if serr := s.save(); serr != nil {
+			return errors.Join(err, serr)
+		}
+		return err
+	}
+	s.state.Journal, s.state.Restoring = nil, ""
+	if serr := s.save(); serr != nil {
+		return errors.Join(err, serr)
+	}
+	removeTree(s.paths.Staging())
+	s.opt.UI.Warn(fmt.Sprintf("gave up the restore of %s after %d tries (%v); the files it put in place count as changes on this computer", short(j.Snapshot), maxMoveTries, err))
+	return nil
 }
+
+// maxMoveTries is how many runs try to finish a restore's move.
+const maxMoveTries = 3
 
 // renameForce is os.Rename that gets past read-only files and folders:
 // it makes the target (Windows) or the folders (elsewhere) writable for

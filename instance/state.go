@@ -78,6 +78,8 @@ type Journal struct {
 	Snapshot string   `json:"snapshot"`
 	Moves    []string `json:"moves,omitempty"`
 	Deletes  []string `json:"deletes,omitempty"`
+	// Failed counts the runs that could not finish the move.
+	Failed int `json:"failed,omitempty"`
 }
 
 // StagedManifest is a manifest already encoded and written beside

@@ -95,6 +95,7 @@ func scriptParams(realRestic, dir string) testscript.Params {
 			"watchergone": cmdWatcherGone,
 			"rawfile":     cmdRawFile,
 			"tmpfs":       cmdTmpfs,
+			"pin":         cmdPin,
 			"mkrand":      cmdMkrand,
 			"fill":        cmdFill,
 			"treesum":     cmdTreesum,
@@ -429,4 +430,18 @@ func cmdTreesum(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	sort.Strings(lines)
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(strings.Join(lines, "\n")+"\n"), 0o644))
+}
+
+// pin FILE: bind-mount FILE onto itself for the rest of the script: it
+// cannot be renamed over or removed, even by root (EBUSY), as a file
+// another program holds open is on Windows. Needs root.
+func cmdPin(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: pin FILE")
+	}
+	name := ts.MkAbs(args[0])
+	if out, err := exec.Command("mount", "--bind", name, name).CombinedOutput(); err != nil {
+		ts.Fatalf("mount --bind: %v\n%s", err, out)
+	}
+	ts.Defer(func() { exec.Command("umount", "-l", name).Run() })
 }
