@@ -127,7 +127,7 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 				msg += "; this computer's last synced version, no longer on the server, is kept in safety snapshot " + short(safety)
 			}
 		}
-		if err := s.restore(ctx, plan.Target); err != nil {
+		if err := s.restore(ctx, plan.Target, nil); err != nil {
 			return s.notRestored(err)
 		}
 		return s.done(Result{Action: plan.Action.String(), Snapshot: plan.Target, Message: msg})
@@ -208,7 +208,7 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 		if err != nil {
 			return Result{}, err
 		}
-		if err := s.restore(ctx, target.ID); err != nil {
+		if err := s.restore(ctx, target.ID, s.editedSince(cur)); err != nil {
 			return s.notRestored(err)
 		}
 		msg := "restored " + short(target.ID) + " from " + target.Host

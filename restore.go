@@ -41,7 +41,7 @@ func Restore(ctx context.Context, opt Options, snapshot string) (Result, error) 
 		return Result{}, err
 	}
 	heads := g.Heads()
-	if err := s.restore(ctx, target.ID); err != nil {
+	if err := s.restore(ctx, target.ID, s.editedSince(cur)); err != nil {
 		return Result{}, err
 	}
 	for _, h := range heads {

@@ -59,14 +59,19 @@ func (e *DiskFullError) Error() string {
 // restore makes the files in scope those of snapshot id: the files that
 // are in this computer's scope and in the scope of the computer that made
 // the snapshot (see makerScope). Nothing else is touched.
-func (s *session) restore(ctx context.Context, id string) error {
+//
+// edited are the live files changed since the last sync (nil: none, as in
+// a fast-forward): their size and mtime say nothing about their content,
+// even when they equal the snapshot's (two computers can save a file of
+// the same size within one clock tick), so restic compares their content.
+func (s *session) restore(ctx context.Context, id string, edited func(rel string) bool) error {
 	if err := checkOpenWorlds(s.opt.PackFolder); err != nil {
 		return err
 	}
 	// A restore from an earlier build wrote in place and was interrupted:
 	// a file may hold part of the new content with the snapshot's size
 	// and mtime, so no live file is trusted by its size and mtime.
-	trust := s.state.Restoring == ""
+	trusted := func(rel string) bool { return s.state.Restoring == "" && (edited == nil || !edited(rel)) }
 	items, err := s.snapshotItems(ctx, id)
 	if err != nil {
 		return &StageError{fmt.Errorf("reading snapshot %s: %w", short(id), err)}
@@ -89,7 +94,7 @@ func (s *session) restore(ctx context.Context, id string) error {
 	for _, n := range plan.notes {
 		s.opt.UI.Warn(n)
 	}
-	moves, err := s.stage(ctx, id, items, plan.want, trust)
+	moves, err := s.stage(ctx, id, items, plan.want, trusted)
 	if err != nil {
 		removeTree(s.paths.Staging())
 		return &StageError{permissionError(err)}
@@ -251,9 +256,9 @@ func firstN(list []string, n int) []string {
 // updates must not be: restic replaces a file with several links by an
 // empty one and then writes only the blocks that differ, losing the rest.
 // Those are private copies, with an mtime that never matches, so restic
-// compares them block by block. With trust false no live file is linked:
-// every file is compared by content.
-func (s *session) stage(ctx context.Context, id string, items, want map[string]snapItem, trust bool) ([]string, error) {
+// compares them block by block. A file trusted says false for is never
+// linked: its content is compared.
+func (s *session) stage(ctx context.Context, id string, items, want map[string]snapItem, trusted func(rel string) bool) ([]string, error) {
 	st := s.paths.Staging()
 	if err := removeTree(st); err != nil {
 		return nil, err
@@ -279,7 +284,7 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 			need += it.Size
 			continue
 		}
-		link := trust && fi.Size() == it.Size && fi.ModTime().Equal(it.MTime)
+		link := fi.Size() == it.Size && fi.ModTime().Equal(it.MTime) && trusted(p)
 		seeds[p] = seed{fi, link}
 		if !link {
 			need += max(it.Size, fi.Size())
@@ -803,4 +808,17 @@ func (s *session) restoreIncludes(items, want map[string]snapItem) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// editedSince returns which files of cur changed since the last sync: all
+// of them when this computer never synced or its manifest is unreadable.
+func (s *session) editedSince(cur scope.Manifest) func(rel string) bool {
+	last := s.lastManifest()
+	if last == nil {
+		return func(string) bool { return true }
+	}
+	return func(rel string) bool {
+		e, ok := last[rel]
+		return !ok || e != cur[rel]
+	}
 }
