@@ -40,7 +40,8 @@ type Options struct {
 	// several (an id or unique prefix).
 	Snapshot string
 	// OfflineFail makes a pull that cannot reach the server fail instead of
-	// warning and letting the game start.
+	// warning and letting the game start (and the command line's hooks fail
+	// with exit 4 when the server refuses the login).
 	OfflineFail bool
 
 	UI       ui.UI     // default: plain lines on Stderr

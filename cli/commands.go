@@ -56,26 +56,37 @@ func cmdPull(ctx context.Context, env Env, args []string) error {
 	}
 	ctx, stop := uiContext(ctx, o.UI)
 	defer stop()
-	_, err = instancesync.Pull(ctx, o)
+	err = hookAccount(ctx, o, "pull", func(o instancesync.Options) error {
+		_, err := instancesync.Pull(ctx, o)
+		return err
+	})
 	return fail(o, err)
 }
 
 func cmdPush(ctx context.Context, env Env, args []string) error {
 	var c common
 	fs := newFlags(env, "push", &c)
+	offline := fs.String("offline", "warn", "when the server refuses the login: warn (exit 0, progress stays on this computer) or fail (exit 4)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("push takes no arguments, got %q", fs.Arg(0))
 	}
+	if *offline != "warn" && *offline != "fail" {
+		return usagef("--offline must be warn or fail, not %q", *offline)
+	}
 	o, err := c.options(env)
 	if err != nil {
 		return err
 	}
+	o.OfflineFail = *offline == "fail"
 	ctx, stop := uiContext(ctx, o.UI)
 	defer stop()
-	_, err = instancesync.Push(ctx, o)
+	err = hookAccount(ctx, o, "push", func(o instancesync.Options) error {
+		_, err := instancesync.Push(ctx, o)
+		return err
+	})
 	return fail(o, err)
 }
 
@@ -123,7 +134,10 @@ func cmdWrap(ctx context.Context, env Env, args []string) (int, error) {
 	o.OfflineFail = *offline == "fail"
 	pullCtx, stop := uiContext(ctx, o.UI)
 	defer stop()
-	if _, err := instancesync.Pull(pullCtx, o); err != nil {
+	if err := hookAccount(pullCtx, o, "pull", func(o instancesync.Options) error {
+		_, err := instancesync.Pull(pullCtx, o)
+		return err
+	}); err != nil {
 		return 0, fail(o, err)
 	}
 	code := runChild(ctx, env, rest, o.PackFolder)
@@ -132,7 +146,10 @@ func cmdWrap(ctx context.Context, env Env, args []string) (int, error) {
 	}
 	pushCtx, stopPush := uiContext(context.WithoutCancel(ctx), o.UI)
 	defer stopPush()
-	_, perr := instancesync.Push(pushCtx, o)
+	perr := hookAccount(pushCtx, o, "push", func(o instancesync.Options) error {
+		_, err := instancesync.Push(pushCtx, o)
+		return err
+	})
 	if perr != nil {
 		perrCode := report(env, fail(o, perr))
 		if code == 0 {

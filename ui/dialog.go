@@ -219,6 +219,22 @@ func sideLine(s Side) string {
 	return l
 }
 
+// AskRelogin tells the player the server refused this computer's login
+// during a hook (op: pull or push) and asks whether to log in again (true)
+// or to go on without sync this time (false, also when the dialog cannot
+// be shown).
+func (d *Dialogs) AskRelogin(ctx context.Context, problem, op string) bool {
+	d.closeProgress()
+	skip := "Play without sync"
+	text := Sentence(problem) + "\n\nThe server no longer accepts this computer's login (the password was changed, or the account was disabled).\nLog in again to sync now, or play with the files on this computer: they sync once you log in again."
+	if op == "push" {
+		skip = "Not now"
+		text = Sentence(problem) + "\n\nThe server no longer accepts this computer's login (the password was changed, or the account was disabled).\nLog in again to upload your progress now; it is safe on this computer either way."
+	}
+	b, err := d.tk.Question(ctx, d.Title+": log in again", text, "Log in again", "", skip)
+	return err == nil && b == ButtonOK
+}
+
 // Login asks for the server URL, then user and password until the server
 // accepts them, then which instance to join.
 func (d *Dialogs) Login(ctx context.Context, l Login) (Credentials, error) {

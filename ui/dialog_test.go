@@ -328,3 +328,24 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestDialogAskRelogin(t *testing.T) {
+	for _, tt := range []struct {
+		button Button
+		err    error
+		want   bool
+	}{
+		{ButtonOK, nil, true},
+		{ButtonCancel, nil, false},
+		{ButtonOK, errors.New("no display"), false},
+	} {
+		tk := &fakeTK{questions: []Button{tt.button}, err: tt.err}
+		d := NewDialogs(tk, NewPlain(&strings.Builder{}))
+		if got := d.AskRelogin(context.Background(), "wrong user or password for https://s", "pull"); got != tt.want {
+			t.Errorf("button %v, err %v: AskRelogin = %v, want %v", tt.button, tt.err, got, tt.want)
+		}
+		if shown := tk.Shown(); len(shown) != 1 || !strings.Contains(shown[0], "[Log in again||Play without sync]") {
+			t.Errorf("dialog shown: %q", shown)
+		}
+	}
+}

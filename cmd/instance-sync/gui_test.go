@@ -38,7 +38,9 @@ var guiTools = []struct{ command, debian, name string }{
 // them with xdotool the way a player would: login (wrong password, then
 // the right one → token written), conflict (Cancel launch → exit 3 and
 // nothing changed; Use cloud → the cloud's files), progress (Cancel →
-// restic stopped, exit 3, the next push works) and a hook error.
+// restic stopped, exit 3, the next push works), a refused token in a hook
+// (play without sync → exit 0; log in again → token stored, the pull runs)
+// and a hook error.
 //
 // It skips when Xvfb, zenity, xdotool or ImageMagick's import are missing,
 // except under CI=true, where .ci/run installs them. Screenshots go to
@@ -209,6 +211,44 @@ func TestGUI(t *testing.T) {
 		t.Logf("cancelled push:\n%s", out)
 		// Consistent afterwards: the next push records the files.
 		g.ok("push", "--no-gui", "--pack-folder="+a)
+	})
+
+	// The server no longer accepts the token (rotated password): the hook
+	// offers to log in again, then syncs; or the player plays without sync.
+	t.Run("relogin", func(t *testing.T) {
+		g.t = t
+		// No change watcher left running by these pulls.
+		env := g.env
+		g.env = append(env[:len(env):len(env)], "INSTANCE_SYNC_WATCH=0")
+		defer func() { g.env = env }()
+		bad := filepath.Join(g.dir, "rotated.token")
+		write(t, bad, "alice:the-old-password\n")
+		if err := os.Chmod(bad, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p := g.start("pull", "--token-file="+bad, "--pack-folder="+b)
+		g.window("log in again")
+		g.shot("relogin")
+		g.key("Escape")
+		if code, out := p.wait(); code != 0 || !strings.Contains(out, "playing without sync this time") {
+			t.Fatalf("play without sync: exit %d, want 0\n%s", code, out)
+		}
+		p = g.start("pull", "--token-file="+bad, "--pack-folder="+b)
+		g.window("log in again")
+		g.key("Return")
+		g.window("instance-sync: log in$")
+		g.key("Return")
+		g.window("log in to ")
+		g.typeText("alice")
+		g.key("Tab")
+		g.typeText("pw")
+		g.key("Return")
+		if code, out := p.wait(); code != 0 || strings.Contains(out, "wrong user or password") {
+			t.Fatalf("log in again: exit %d, want 0 and a pull\n%s", code, out)
+		}
+		if tok, err := instance.ReadToken(bad); err != nil || tok.Password != "pw" {
+			t.Fatalf("the new token was not stored: %+v %v", tok, err)
+		}
 	})
 
 	t.Run("hook-error", func(t *testing.T) {
