@@ -112,8 +112,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		}
 		staged <- sm
 	}
-	parent := parentIn(listing, s.state.Last)
-	sum, err := s.backup(ctx, history.KindPush, bases, parent, cur, stage)
+	sum, err := s.backup(ctx, history.KindPush, bases, parentIn(listing, s.state.Last), cur, stage)
 	id := sum.SnapshotID
 	var sm *instance.StagedManifest
 	select {
@@ -125,6 +124,9 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		sm.Discard()
 		return Result{}, err
 	}
+	// What changed here since the last sync, for the message: read before
+	// the new manifest replaces the old one.
+	changes, known := s.changesSinceSync(cur)
 	s.state.Last = id
 	s.state.Skipped = nil
 	switch {
@@ -145,19 +147,34 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if partial {
 		return Result{}, fmt.Errorf("%w; snapshot %s is incomplete and the next push tries again", err, short(id))
 	}
-	return s.done(Result{Action: "pushed", Snapshot: id, Message: pushedMessage(sum, s.state.Known[parent], parent != "")})
+	return s.done(Result{Action: "pushed", Snapshot: id, Message: pushedMessage(sum, changes, known)})
+}
+
+// changesSinceSync compares the walk with the manifest of the last sync:
+// what this computer changed, in its own scope (the snapshot it last
+// synced with may come from a computer that syncs more). known is false
+// when there is no manifest to compare with.
+func (s *session) changesSinceSync(cur scope.Manifest) (ch scope.Changes, known bool) {
+	if !s.state.Synced() {
+		return scope.Diff(nil, cur), true
+	}
+	last := s.lastManifest()
+	if last == nil {
+		return scope.Changes{}, false
+	}
+	return scope.Diff(last, cur), true
 }
 
 // pushedMessage says what a push changed and uploaded, and what the
 // snapshot holds: "pushed snapshot 1a2b3c4d: 1 file changed, 1.2 KiB
-// uploaded; 3 files, 195.3 KiB in the snapshot". New and changed files are
-// restic's count against the parent; deleted ones are the files of the
-// parent that restic found neither unmodified nor changed.
-func pushedMessage(sum restic.BackupSummary, parent history.Snapshot, hasParent bool) string {
-	changed := int(sum.FilesNew + sum.FilesChg)
-	deleted := 0
-	if hasParent && parent.Files > 0 {
-		deleted = max(0, int(parent.Files-sum.FilesChg-sum.FilesUnmodified))
+// uploaded; 3 files, 195.3 KiB in the snapshot". Changed (new or
+// modified) and deleted files are this computer's since its last sync;
+// without a manifest to compare with, restic's count of new and changed
+// files against the parent.
+func pushedMessage(sum restic.BackupSummary, ch scope.Changes, known bool) string {
+	changed, deleted := len(ch.Added)+len(ch.Modified), len(ch.Removed)
+	if !known {
+		changed, deleted = int(sum.FilesNew+sum.FilesChg), 0
 	}
 	var what string
 	switch {

@@ -49,9 +49,7 @@ type BackupSummary struct {
 	SnapshotID string `json:"snapshot_id"`
 	FilesNew   int64  `json:"files_new"`
 	FilesChg   int64  `json:"files_changed"`
-	// FilesUnmodified are the files restic found unchanged since the parent.
-	FilesUnmodified int64 `json:"files_unmodified"`
-	DataAdded       int64 `json:"data_added"`
+	DataAdded  int64  `json:"data_added"`
 	// DataAddedPacked is what the backup uploaded: new data, compressed.
 	DataAddedPacked int64 `json:"data_added_packed"`
 	TotalFiles      int64 `json:"total_files_processed"`
