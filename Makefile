@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CGO_ENABLED := 0
 BIN := $(CURDIR)/.bin
 
-.PHONY: demo test tools lint release bench build python-test pyz
+.PHONY: demo test tools lint release release-check bench build python-test pyz
 
 # Runs the whole sync on an embedded server: no external service needed.
 demo: $(BIN)/restic
@@ -15,16 +15,20 @@ tools: $(BIN)/restic $(BIN)/staticcheck $(BIN)/restic.exe
 # restic's version, as pinned in tools/go.mod.
 RESTIC_VERSION := $(shell awk '$$1 == "github.com/restic/restic" { sub(/^v/, "", $$2); print $$2 }' tools/go.mod)
 
+# The release's flags (cmd/isync-release), so "make release" and its test find
+# restic's packages compiled already for linux/amd64 and windows/amd64.
+RESTIC_BUILD_FLAGS := -trimpath -buildvcs=false -ldflags "-s -w -buildid="
+
 # The first build compiles restic from source (about 90 s on two cores):
 # say so, so a fresh "make demo" is not silent that long.
 $(BIN)/restic: tools/go.mod
 	@echo "building restic $(RESTIC_VERSION) from its pinned Go module (tools/go.mod): about 90 s the first time"
-	cd tools && go build -o $(BIN)/restic github.com/restic/restic/cmd/restic
+	cd tools && go build $(RESTIC_BUILD_FLAGS) -o $(BIN)/restic github.com/restic/restic/cmd/restic
 
 # For the Windows tests under Wine (internal/wintest).
 $(BIN)/restic.exe: tools/go.mod
 	@echo "building restic $(RESTIC_VERSION) for Windows from tools/go.mod (the Wine tests): about 90 s the first time"
-	cd tools && GOOS=windows GOARCH=amd64 go build -o $(BIN)/restic.exe github.com/restic/restic/cmd/restic
+	cd tools && GOOS=windows GOARCH=amd64 go build $(RESTIC_BUILD_FLAGS) -o $(BIN)/restic.exe github.com/restic/restic/cmd/restic
 
 $(BIN)/staticcheck: tools/go.mod
 	cd tools && go build -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
@@ -54,8 +58,16 @@ python-test: $(BIN)/restic
 pyz:
 	./python/build-pyz.sh cloud-sync.pyz
 
+# Archives bundling restic, SHA256SUMS and package manifests, into dist/.
+# Signs the Windows programs when RELEASE_SIGN_PKCS12 is set (see README).
 release:
 	./scripts/release.sh
+
+# The release, then again from a copy of the tree with an empty build cache;
+# fails unless every file is byte-identical. Several minutes: restic is
+# compiled for every platform twice.
+release-check:
+	./scripts/release.sh -check
 
 bench: tools
 	INSTANCE_SYNC_TEST_RESTIC=$(BIN)/restic go run ./cmd/isync-bench
