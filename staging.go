@@ -293,8 +293,26 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 	if free, ok := diskFree(st); ok && need > free {
 		return nil, &DiskFullError{Path: s.opt.PackFolder, Need: need, Free: free}
 	}
+	// restic restores only what the --include patterns select. When the
+	// files to download take few patterns (the usual pull: a few files
+	// changed), restic never sees the others, and they need no links;
+	// else it is given whole folders and skips the linked files.
+	download := func(p string) bool { _, ok := want[p]; return ok && !seeds[p].link }
+	includes, exact := s.includePatterns(items, download)
+	if !exact {
+		includes = s.restoreIncludes(items, want)
+	}
+	if len(includes) == 0 {
+		// Every file is here already (the snapshot only deleted files, or
+		// nothing this computer syncs changed): restic has nothing to do.
+		return nil, nil
+	}
 	made := map[string]bool{}
 	for _, p := range paths {
+		sd, seeded := seeds[p]
+		if exact && (!seeded || sd.link) {
+			continue // restic creates what it downloads; linked files are left out
+		}
 		dst := filepath.Join(st, filepath.FromSlash(p))
 		if d := filepath.Dir(dst); !made[d] {
 			if err := os.MkdirAll(d, 0o755); err != nil {
@@ -302,8 +320,7 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 			}
 			made[d] = true
 		}
-		sd, ok := seeds[p]
-		if !ok {
+		if !seeded {
 			continue
 		}
 		if sd.link {
@@ -321,22 +338,13 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 			delete(seeds, p)
 		}
 	}
-	linked := 0
-	for _, sd := range seeds {
-		if sd.link {
-			linked++
-		}
-	}
-	if linked == len(paths) {
-		// Every file is here already (the snapshot only deleted files, or
-		// nothing this computer syncs changed): restic has nothing to do.
-		return nil, nil
-	}
 	rc, err := s.resticClient(ctx)
 	if err != nil {
 		return nil, err
 	}
-	includes := leaveOut(s.restoreIncludes(items, want), paths, s.state.Unportable)
+	if includes = leaveOut(includes, paths, s.state.Unportable); len(includes) == 0 {
+		return nil, nil
+	}
 	u := s.opt.UI
 	u.ProgressStart("pull")
 	err = rc.Restore(ctx, id, restic.RestoreOptions{Target: st, Includes: includes},
@@ -348,6 +356,9 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 	s.fault("restored")
 	var moves []string
 	for _, p := range paths {
+		if exact && seeds[p].link {
+			continue // not downloaded: the live file is the snapshot's
+		}
 		fi, err := os.Lstat(filepath.Join(st, filepath.FromSlash(p)))
 		if err != nil || !fi.Mode().IsRegular() || fi.Size() != want[p].Size {
 			return nil, fmt.Errorf("restic did not restore %s as snapshot %s has it; nothing was changed", p, short(id))
@@ -743,48 +754,50 @@ func removeTree(dir string) error {
 const maxIncludes = 200
 
 // restoreIncludes are restic's --include patterns for a restore of want
-// (files of items): the largest folders all of whose items are wanted,
-// and single wanted files elsewhere, so restic downloads nothing this
-// computer does not take (a world it excludes, say). When that takes too
-// many patterns, or a name holds a pattern character, it is the include
-// entries, and what is not wanted is downloaded and dropped.
+// (files of items): includePatterns when it can name them, else the
+// include entries (and what is not wanted is downloaded and dropped).
 func (s *session) restoreIncludes(items, want map[string]snapItem) []string {
-	var roots []string
-	for _, inc := range s.scope.Include {
-		roots = append(roots, strings.TrimSuffix(inc, "/"))
-	}
-	plain := func() []string {
-		out := make([]string, len(roots))
-		for i, r := range roots {
-			out[i] = "/" + r
-		}
+	inWant := func(p string) bool { _, ok := want[p]; return ok }
+	if out, ok := s.includePatterns(items, inWant); ok && len(out) > 0 {
 		return out
 	}
-	total, wanted := map[string]int{}, map[string]int{}
+	out := make([]string, 0, len(s.scope.Include))
+	for _, inc := range s.scope.Include {
+		out = append(out, "/"+strings.TrimSuffix(inc, "/"))
+	}
+	return out
+}
+
+// includePatterns are the --include patterns that select exactly the
+// files of items that sel picks: the largest folders all of whose items
+// are picked, and single files elsewhere, so restic reads nothing else. ok
+// is false when that takes more than maxIncludes patterns or a name holds
+// a pattern character.
+func (s *session) includePatterns(items map[string]snapItem, sel func(string) bool) (out []string, ok bool) {
+	total, picked := map[string]int{}, map[string]int{}
 	children := map[string][]string{}
 	for p, it := range items {
 		children[path.Dir(p)] = append(children[path.Dir(p)], p)
 		if it.Type == "dir" {
 			continue
 		}
-		_, ok := want[p]
+		in := sel(p)
 		for a := p; ; a = path.Dir(a) {
 			total[a]++
-			if ok {
-				wanted[a]++
+			if in {
+				picked[a]++
 			}
 			if !strings.Contains(a, "/") {
 				break
 			}
 		}
 	}
-	var out []string
 	var walk func(p string) bool
 	walk = func(p string) bool {
 		switch {
-		case wanted[p] == 0:
+		case picked[p] == 0:
 			return true
-		case wanted[p] == total[p]:
+		case picked[p] == total[p]:
 			if strings.ContainsAny(p, "*?[\\") || len(out) >= maxIncludes {
 				return false
 			}
@@ -798,16 +811,13 @@ func (s *session) restoreIncludes(items, want map[string]snapItem) []string {
 		}
 		return true
 	}
-	for _, r := range roots {
-		if !walk(r) {
-			return plain()
+	for _, inc := range s.scope.Include {
+		if !walk(strings.TrimSuffix(inc, "/")) {
+			return nil, false
 		}
 	}
-	if len(out) == 0 {
-		return plain()
-	}
 	sort.Strings(out)
-	return out
+	return out, true
 }
 
 // editedSince returns which files of cur changed since the last sync: all
