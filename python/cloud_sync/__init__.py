@@ -174,6 +174,11 @@ def _sync(op: str, args: Args, extra: list[str], on_event: EventCallback | None)
     r = _run(args, [op, "--json", *_flags(args, sync=True), *extra], on_event or args.on_event)
     warnings = [str(e.get("message") or "") for e in r.events if e.get("type") == "warning"]
     done = next((e for e in reversed(r.events) if e.get("type") == "done"), None)
+    if done is not None and done.get("action") == "auth-failed":
+        # A hook goes on without sync when the server refuses the token (so
+        # play is never blocked); a program asked for a sync and gets told.
+        message = str(done.get("message") or "") or (warnings[-1] if warnings else "") or "authentication failed"
+        raise AuthError(message, exit_code=AuthError.exit_code_value, events=r.events, stderr=r.stderr)
     if done is not None:
         return Result(
             action=str(done.get("action") or ""),
