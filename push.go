@@ -313,14 +313,19 @@ func (s *session) safety(ctx context.Context, cur scope.Manifest) (string, error
 // tries again.
 func (s *session) withUnlock(ctx context.Context, f func() error) error {
 	err := f()
-	if !errors.Is(err, restic.ErrLocked) {
-		return err
+	if errors.Is(err, restic.ErrLocked) {
+		s.opt.UI.Warn("the cloud repository is locked; removing stale locks and trying once more")
+		if uerr := s.restic.Unlock(ctx); uerr != nil {
+			return err
+		}
+		err = f()
 	}
-	s.opt.UI.Warn("the cloud repository is locked; removing stale locks and trying once more")
-	if uerr := s.restic.Unlock(ctx); uerr != nil {
-		return err
+	if errors.Is(err, restic.ErrStorageFull) {
+		// The server refused the upload before storing it: say how full
+		// the account is (cloud-svc tells) instead of restic's HTTP error.
+		return s.server.StorageFull(ctx)
 	}
-	return f()
+	return err
 }
 
 // parentIn is the --parent for a backup: the last synced snapshot while

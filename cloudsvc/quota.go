@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"git.timemachine.center/timemachine/instance-sync/remote"
 	"io"
 	"math"
 	"net/http"
@@ -40,25 +41,14 @@ func countedUpload(r *http.Request, segs []string) bool {
 	return r.Method == http.MethodPost && len(segs) >= 3 && segs[2] != "locks" && segs[2] != ""
 }
 
-// StorageFullMessage is what a player is told; instance-sync prints the same.
+// StorageFullMessage is what a player is told; instance-sync prints the same
+// (remote.StorageFullError).
 func StorageFullMessage(used, quota int64) string {
-	return fmt.Sprintf("your cloud storage is full: %s of %s; ask your server's admins", FormatSize(used), FormatSize(quota))
+	return (&remote.StorageFullError{Used: used, Quota: quota}).Error()
 }
 
 // FormatSize writes n bytes in decimal units with one decimal ("10.0 GB").
-func FormatSize(n int64) string {
-	units := []string{"kB", "MB", "GB", "TB", "PB"}
-	if n < 1000 {
-		return fmt.Sprintf("%d B", n)
-	}
-	f := float64(n)
-	i := -1
-	for f >= 999.95 && i < len(units)-1 {
-		f /= 1000
-		i++
-	}
-	return fmt.Sprintf("%.1f %s", f, units[i])
-}
+func FormatSize(n int64) string { return remote.DecimalSize(n) }
 
 // ParseSize reads a size: plain bytes or a number with B, kB/KB, MB, GB,
 // TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).

@@ -247,3 +247,51 @@ func isHexID(s string) bool {
 	}
 	return true
 }
+
+// StorageFullError is the server refusing uploads because the account's
+// storage is full; Used and Quota are 0 when the server did not say.
+type StorageFullError struct {
+	Used, Quota int64
+}
+
+func (e *StorageFullError) Error() string {
+	if e.Quota <= 0 {
+		return "the server's storage is full (it refused the upload with HTTP 507); your progress is safe on this computer; ask your server's admins"
+	}
+	return fmt.Sprintf("your cloud storage is full: %s of %s; ask your server's admins", DecimalSize(e.Used), DecimalSize(e.Quota))
+}
+
+// DecimalSize writes n bytes in decimal units with one decimal ("10.0 GB"),
+// as storage is sold.
+func DecimalSize(n int64) string {
+	if n < 1000 {
+		return fmt.Sprintf("%d B", n)
+	}
+	units := []string{"kB", "MB", "GB", "TB", "PB"}
+	f := float64(n)
+	i := -1
+	for f >= 999.95 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", f, units[i])
+}
+
+// StorageFull asks a cloud-svc server how full the account is (GET
+// /<user>/.storage). Any other server, or any failure, gives the error
+// without numbers.
+func (s Server) StorageFull(ctx context.Context) *StorageFullError {
+	resp, err := s.do(ctx, http.MethodGet, "/"+url.PathEscape(s.User)+"/.storage", "")
+	if err != nil {
+		return &StorageFullError{}
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Used  int64 `json:"used_bytes"`
+		Quota int64 `json:"quota_bytes"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&st) != nil {
+		return &StorageFullError{}
+	}
+	return &StorageFullError{Used: st.Used, Quota: st.Quota}
+}

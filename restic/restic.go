@@ -26,6 +26,9 @@ var (
 	ErrLocked        = errors.New("repository is locked")                            // exit 11
 	ErrWrongPassword = errors.New("wrong repository password")                       // exit 12
 	ErrStalled       = errors.New("no progress")
+	// ErrStorageFull is the server refusing an upload with HTTP 507 (a
+	// quota, or its disk): restic prints "unexpected HTTP response (507)".
+	ErrStorageFull = errors.New("the server's storage is full")
 )
 
 // Error is a failed restic run.
@@ -288,6 +291,9 @@ func (c *Client) runLines(ctx context.Context, op string, watched bool, args []s
 	if re.Message == "" {
 		re.Message = errBuf.lastLine()
 	}
+	if re.Kind == nil && (errBuf.sawStorageFull() || strings.Contains(exitMsg, storageFullText)) {
+		re.Kind = ErrStorageFull
+	}
 	errBuf.mu.Lock()
 	re.Items = errBuf.errs
 	errBuf.mu.Unlock()
@@ -303,6 +309,16 @@ type tailBuffer struct {
 	part   []byte
 	last   string
 	errs   []string // restic's errors about single items
+	full   bool     // a line said the server answered 507
+}
+
+// storageFullText is how restic's REST backend reports HTTP 507.
+const storageFullText = "unexpected HTTP response (507)"
+
+func (t *tailBuffer) sawStorageFull() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.full
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
@@ -320,6 +336,9 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 			continue
 		}
 		line = t.plain(line)
+		if strings.Contains(line, storageFullText) {
+			t.full = true
+		}
 		t.last = line
 		if t.out != nil {
 			fmt.Fprintf(t.out, "%s%s\n", t.prefix, line)
