@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export CGO_ENABLED := 0
 BIN := $(CURDIR)/.bin
 
-.PHONY: demo test tools lint release release-check bench build python-test pyz
+.PHONY: demo test tools lint release release-check bench build load python-test pyz
 
 # Runs the whole sync on an embedded server: no external service needed.
 demo: $(BIN)/restic
@@ -71,6 +71,13 @@ release-check:
 
 bench: tools
 	INSTANCE_SYNC_TEST_RESTIC=$(BIN)/restic go run ./cmd/isync-bench
+
+# cloud-svc's load and failure test at length (BENCHMARKS.md): PostgreSQL,
+# two nodes behind HAProxy, one node killed mid-run; plus one node and the
+# plain rest-server as baselines. `make test` runs it for 10 s per phase.
+load: tools
+	CGO_ENABLED=1 INSTANCE_SYNC_TEST_RESTIC=$(BIN)/restic ISYNC_LOAD_PHASE=60s ISYNC_LOAD_PLAYERS=8 ISYNC_LOAD_LISTERS=4 \
+		go test -count=1 -timeout 60m -v -run TestClusterLoad ./cloudsvc/
 
 # This platform's binaries, into the current folder.
 build:

@@ -249,7 +249,7 @@ func (s *Service) SetDisabled(user string, disabled bool) error {
 	}
 	a.Disabled = disabled
 	g := s.gate(user)
-	g.Lock()
+	g.Switch()
 	defer g.Unlock()
 	if err := s.store.Put(a); err != nil {
 		return err
@@ -294,7 +294,7 @@ func (s *Service) DeleteAccount(user string, purge bool) (keptAt string, err err
 	}
 	defer unlock()
 	g := s.gate(user)
-	g.Lock()
+	g.Switch()
 	defer g.Unlock()
 	if err := s.store.Delete(user); err != nil {
 		return "", err
@@ -401,7 +401,7 @@ func (s *Service) Rotate(ctx context.Context, user string) (TokenResponse, error
 	}
 	updated.Rotated = s.now().UTC()
 	g := s.gate(user)
-	g.Lock()
+	g.Switch()
 	err = s.store.Put(updated)
 	g.Unlock()
 	if err != nil {

@@ -56,6 +56,7 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 		return
 	}
+	switches := h.s.switches.Load()
 	acct, ok := h.s.authenticate(r)
 	user := acct.User
 	if !ok {
@@ -99,9 +100,11 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g := h.s.gate(user)
 	g.RLock()
 	defer g.RUnlock()
-	// Re-check under the gate: a rotation or deletion may have switched
-	// the account while we waited.
-	acct, ok = h.s.authenticate(r)
+	// Re-check under the gate if a rotation, disable or deletion switched
+	// an account since we authenticated.
+	if h.s.switches.Load() != switches {
+		acct, ok = h.s.authenticate(r)
+	}
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="cloud-svc"`)
 		http.Error(w, "401 unauthorized", http.StatusUnauthorized)
@@ -131,7 +134,7 @@ func (s *Service) authenticate(r *http.Request) (Account, bool) {
 		s.metrics.auth.WithLabelValues("missing").Inc()
 		return Account{}, false
 	}
-	a, err := s.store.Get(user)
+	a, err := s.accounts.cachedGet(user, s.now())
 	if err != nil {
 		// Same cost as a wrong password, so probing names is no faster.
 		bcrypt.CompareHashAndPassword(s.dummyBcr, []byte(password))

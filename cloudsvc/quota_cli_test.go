@@ -9,28 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
 	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
 )
-
-// buildInstanceSync builds the player's binary into a temp folder.
-func buildInstanceSync(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "instance-sync")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	build := exec.Command("go", "build", "-o", bin, "./cmd/instance-sync")
-	build.Dir = testenv.ModuleRoot()
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/instance-sync: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // runInstanceSync runs the binary with a clean environment and returns its
 // combined output and exit code.

@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,11 @@ type Config struct {
 	DefaultQuota int64
 	// NodeName labels this node's metrics and log (default: host name).
 	NodeName string
+	// AccountCacheTTL is how long a node authenticates from its copy of an
+	// account; default 1s with a shared store (another node's disable or
+	// rotation takes that long to reach this node), 1m with bbolt (every
+	// write is this node's and drops the copy at once); negative: no copy.
+	AccountCacheTTL time.Duration
 	// RotationGrace is how long a rotation waits after switching the
 	// password before it re-scans for repositories, so requests other
 	// nodes authenticated just before the switch have finished. Used only
@@ -71,7 +77,8 @@ type Config struct {
 // Service is one running cloud-svc.
 type Service struct {
 	cfg        Config
-	store      Store
+	store      Store // accounts, with writes dropping the auth copies
+	accounts   *cachingStore
 	sealer     *sealer
 	cache      *authCache
 	restic     *resticRunner
@@ -85,7 +92,8 @@ type Service struct {
 	// gates let rotation and deletion wait for this node's in-flight
 	// requests of one player (see gate).
 	userMu   sync.Mutex
-	gates    map[string]*sync.RWMutex
+	gates    map[string]*userGate
+	switches atomic.Uint64 // account switches under a gate, see userGate
 	dummyBcr []byte
 }
 
@@ -170,9 +178,17 @@ func openWithStore(cfg Config, store Store, reposDir string) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.AccountCacheTTL == 0 {
+		cfg.AccountCacheTTL = time.Minute
+		if store.Shared() {
+			cfg.AccountCacheTTL = time.Second
+		}
+	}
+	accounts := newCachingStore(store, cfg.AccountCacheTTL)
 	s := &Service{
 		cfg:        cfg,
-		store:      store,
+		store:      accounts,
+		accounts:   accounts,
 		sealer:     sl,
 		cache:      cache,
 		adminToken: token,
@@ -181,7 +197,7 @@ func openWithStore(cfg Config, store Store, reposDir string) (*Service, error) {
 		metrics:    newMetrics(cfg.NodeName),
 		sem:        make(chan struct{}, cfg.ResticConcurrency),
 		now:        cfg.Now,
-		gates:      map[string]*sync.RWMutex{},
+		gates:      map[string]*userGate{},
 		dummyBcr:   dummy,
 	}
 	s.useRestic(cfg.ResticBinary)
@@ -234,15 +250,29 @@ func (s *Service) lockUser(ctx context.Context, user string) (func(), error) {
 // gate is held shared by each of user's HTTP requests and exclusively for the
 // instant a rotation or deletion switches the account, so no request
 // authenticated with the old password is still running afterwards.
-func (s *Service) gate(user string) *sync.RWMutex {
+func (s *Service) gate(user string) *userGate {
 	s.userMu.Lock()
 	defer s.userMu.Unlock()
 	g := s.gates[user]
 	if g == nil {
-		g = &sync.RWMutex{}
+		g = &userGate{switches: &s.switches}
 		s.gates[user] = g
 	}
 	return g
+}
+
+// userGate is the per-user gate.
+type userGate struct {
+	sync.RWMutex
+	switches *atomic.Uint64
+}
+
+// Switch takes the gate exclusively for an account switch, and counts it:
+// a request re-authenticates under the gate only when some switch happened
+// since it authenticated.
+func (g *userGate) Switch() {
+	g.Lock()
+	g.switches.Add(1)
 }
 
 var (

@@ -362,3 +362,72 @@ func putJSON(b *bolt.Bucket, key string, v any) error {
 func hasPrefix(k, prefix []byte) bool {
 	return len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix)
 }
+
+// cachingStore remembers accounts briefly for authentication, which reads
+// one on every request: a PostgreSQL round trip (or a bbolt read and a JSON
+// decode) per request would cost the data plane more than rest-server's own
+// work. Admin operations read the store itself (a read-modify-write must
+// not start from a stale copy); every write through this node drops the
+// copy at once, so only other nodes' changes wait up to ttl.
+type cachingStore struct {
+	Store
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]cachedAccount
+}
+
+type cachedAccount struct {
+	a   Account
+	err error
+	at  time.Time
+}
+
+func newCachingStore(s Store, ttl time.Duration) *cachingStore {
+	return &cachingStore{Store: s, ttl: ttl, m: map[string]cachedAccount{}}
+}
+
+// cachedGet is Get, answered from memory while the copy is younger than ttl
+// (an unknown user's ErrNotFound too, so probing names costs no round trip).
+func (c *cachingStore) cachedGet(user string, now time.Time) (Account, error) {
+	if c.ttl <= 0 {
+		return c.Store.Get(user)
+	}
+	c.mu.Lock()
+	e, ok := c.m[user]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < c.ttl && now.Sub(e.at) >= 0 {
+		return e.a, e.err
+	}
+	a, err := c.Store.Get(user)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return a, err
+	}
+	c.mu.Lock()
+	if len(c.m) >= 10000 {
+		clear(c.m)
+	}
+	c.m[user] = cachedAccount{a: a, err: err, at: now}
+	c.mu.Unlock()
+	return a, err
+}
+
+func (c *cachingStore) forget(user string) {
+	c.mu.Lock()
+	delete(c.m, user)
+	c.mu.Unlock()
+}
+
+func (c *cachingStore) Create(a Account) error {
+	defer c.forget(a.User)
+	return c.Store.Create(a)
+}
+
+func (c *cachingStore) Put(a Account) error {
+	defer c.forget(a.User)
+	return c.Store.Put(a)
+}
+
+func (c *cachingStore) Delete(user string) error {
+	defer c.forget(user)
+	return c.Store.Delete(user)
+}
