@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
 )
 
 // runInstanceSync runs the binary with a clean environment and returns its
