@@ -72,21 +72,29 @@ func (s *session) restore(ctx context.Context, id string, edited func(rel string
 	// a file may hold part of the new content with the snapshot's size
 	// and mtime, so no live file is trusted by its size and mtime.
 	trusted := func(rel string) bool { return s.state.Restoring == "" && (edited == nil || !edited(rel)) }
+	// This snapshot decides which of its names this OS cannot hold: the
+	// names left out for an earlier snapshot may be fixed in this one.
+	s.scope = s.baseScope
+	// The walk runs while the snapshot's folders download.
+	var cur scope.Manifest
+	walked := make(chan error, 1)
+	go func() {
+		var err error
+		cur, err = s.walk()
+		walked <- err
+	}()
 	items, err := s.snapshotItems(ctx, id)
+	werr := <-walked
 	if err != nil {
 		return &StageError{fmt.Errorf("reading snapshot %s: %w", short(id), err)}
+	}
+	if werr != nil {
+		return werr
 	}
 	if want := s.state.Known[id].Files; len(items) == 0 && want > 0 {
 		return &StageError{fmt.Errorf("snapshot %s lists no files in the sync scope but has %d; nothing was changed", short(id), want)}
 	}
-	// This snapshot decides which of its names this OS cannot hold: the
-	// names left out for an earlier snapshot may be fixed in this one.
-	s.scope = s.baseScope
 	hazards := scope.NameHazards(slices.Collect(maps.Keys(items)), runtime.GOOS)
-	cur, err := s.walk()
-	if err != nil {
-		return err
-	}
 	plan := s.planRestore(id, items, cur)
 	plan = withoutHazards(plan, hazards)
 	s.state.Unportable = scope.HazardUnits(hazards)
