@@ -301,6 +301,7 @@ func Watch(opt Options) error {
 	if err != nil {
 		return err
 	}
+	sc = sc.Without(st.Unportable) // the scope the pull and push use
 	base, ok := watchBase(&st, sc)
 	if !ok {
 		return errors.New("not watching: the last sync left work for the next push")

@@ -13,12 +13,15 @@
 // or no watcher at all, means the push walks as before, so the watcher
 // only ever saves time and never decides what is pushed.
 //
-// Linux only (inotify, and an abstract unix socket that only the same
-// user may use). Elsewhere Supported is false and pushes always walk.
+// Linux: inotify, and an abstract unix socket that only the same user may
+// use. Windows: ReadDirectoryChangesW on an I/O completion port, and a
+// loopback port whose address and per-run secret are in the user's
+// %LocalAppData%. Elsewhere Supported is false and pushes always walk.
 package watch
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -60,6 +63,14 @@ var (
 func socketName(pack string) string {
 	sum := sha256.Sum256([]byte(pack))
 	return fmt.Sprintf("@instance-sync/watch/%d/%x", os.Getuid(), sum[:16])
+}
+
+// InfoName names the files of pack's watcher in
+// %LocalAppData%\instance-sync\watch: "<name>.addr" exists while it
+// answers. Windows paths ignore case, and so does the name.
+func InfoName(pack string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(pack)))
+	return hex.EncodeToString(sum[:16])
 }
 
 // reply is the watcher's answer line.

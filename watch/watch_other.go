@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package watch
 
@@ -12,7 +12,7 @@ import (
 // Supported reports whether this system has a change watcher.
 const Supported = false
 
-var errUnsupported = errors.New("the change watcher needs Linux")
+var errUnsupported = errors.New("the change watcher needs Linux or Windows")
 
 // Serve runs a watcher; only on Linux.
 func Serve(pack string, sc scope.Scope, base Base, maxAge time.Duration) error {

@@ -19,6 +19,7 @@ import (
 
 	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
 	"git.timemachine.center/timemachine/instance-sync/internal/wintest"
+	"git.timemachine.center/timemachine/instance-sync/watch"
 )
 
 // TestWindows runs testdata/windows/*.txtar: the Windows build of
@@ -64,12 +65,14 @@ func TestWindows(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		env.Defer(func() { os.RemoveAll(packs) })
+		env.Defer(func() { killWatchers(p.WinPath(packs)); os.RemoveAll(packs) })
 		for _, kv := range p.Environ(nil) {
 			k, v, _ := strings.Cut(kv, "=")
 			env.Setenv(k, v)
 		}
 		env.Setenv("INSTANCE_SYNC_NO_GUI", "1") // Wine here has no display
+		// No change watchers left behind: watch.txtar turns them on.
+		env.Setenv("INSTANCE_SYNC_WATCH", "0")
 		env.Setenv("WPACKS", p.WinPath(packs))
 		env.Setenv("UPACKS", packs)
 		env.Setenv("WINWORK", p.WinPath(env.WorkDir))
@@ -82,9 +85,29 @@ func TestWindows(t *testing.T) {
 	}
 	params.Cmds["win"] = func(ts *testscript.TestScript, neg bool, args []string) { cmdWin(ts, neg, p, exe, args) }
 	params.Cmds["winlock"] = func(ts *testscript.TestScript, neg bool, args []string) { cmdWinLock(ts, p, fixture, args) }
+	params.Cmds["winwatching"] = cmdWinWatching
 	params.Cmds["tocrlf"] = cmdToCRLF
 	params.Cmds["crlf"] = cmdCRLF
 	testscript.Run(t, params)
+}
+
+// killWatchers ends the Windows change watchers of the pack folders
+// under winDir: Wine does not tell them that the test removed their
+// folders.
+func killWatchers(winDir string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if strings.Contains(string(cmdline), " watch --pack-folder="+winDir) {
+			if pr, err := os.FindProcess(pid); err == nil {
+				_ = pr.Kill()
+			}
+		}
+	}
 }
 
 // win [-exit=N] ARGS...: run the Windows instance-sync.exe under Wine with
@@ -103,7 +126,13 @@ func cmdWin(ts *testscript.TestScript, neg bool, p *wintest.Prefix, exe string, 
 		ts.Setenv("INSTANCE_SYNC_RESTIC", r)
 		defer ts.Setenv("INSTANCE_SYNC_RESTIC", old)
 	}
-	err := ts.Exec(p.Wine(), append([]string{exe}, args...)...)
+	// Wine hands its standard error to every process a Windows program
+	// starts, the detached change watcher included, so wine writes to
+	// files: a pipe would stay open after instance-sync.exe exits.
+	out := filepath.Join(ts.Getenv("WORK"), ".win-out")
+	script := `"$0" "$@" >"$WINOUT.1" 2>"$WINOUT.2"; c=$?; cat "$WINOUT.1"; cat "$WINOUT.2" >&2; exit $c`
+	ts.Setenv("WINOUT", out)
+	err := ts.Exec("sh", append([]string{"-c", script, p.Wine(), exe}, args...)...)
 	code := wintest.ExitCode(err)
 	fail := ts.Fatalf // testscript has logged the output
 	switch {
@@ -158,6 +187,27 @@ func cmdWinLock(ts *testscript.TestScript, p *wintest.Prefix, fixture string, ar
 	})
 	if lerr != nil {
 		ts.Fatalf("fixture.exe lock %s: %v\n%s", args[0], lerr, stderr.String())
+	}
+}
+
+// winwatching PACK: the Windows change watcher of PACK (a Windows path)
+// answers, waiting up to a minute for its first walk; with !, it has
+// ended (waiting as long).
+func cmdWinWatching(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: winwatching PACK")
+	}
+	addr := filepath.Join(ts.Getenv("UWINHOME"), "AppData", "Local", "instance-sync", "watch", watch.InfoName(args[0])+".addr")
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := os.Stat(addr)
+		if (err == nil) != neg {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("change watcher of %s: answering is %v, want %v", args[0], err == nil, !neg)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
