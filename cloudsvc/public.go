@@ -1,9 +1,11 @@
 package cloudsvc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -111,6 +113,10 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Header.Set(proxyAuthHeader, user)
+	if isListing(r, segs) {
+		h.serveListing(w, r, user, segs[1])
+		return
+	}
 	if !countedUpload(r, segs) {
 		h.rest.ServeHTTP(w, r)
 		return
@@ -269,3 +275,44 @@ func latestPush(snaps []snapshot) (snapshot, bool) {
 
 // repoDirOf is the on-disk folder of user's repositories.
 func (s *Service) repoDirOf(user string) string { return filepath.Join(s.reposDir, user) }
+
+// isListing reports a listing of a repository's folder (GET
+// /<user>/<instance>/<type>/).
+func isListing(r *http.Request, segs []string) bool {
+	return r.Method == http.MethodGet && len(segs) == 4 && segs[3] == "" && segs[2] != ""
+}
+
+// serveListing works around a race in rest-server's listings: it reads the
+// folder, then stats each entry, and an upload's temporary file renamed in
+// between makes the whole answer a 404, which restic and instance-sync take
+// for "no repository" or "no snapshots". A 404 for a repository that exists
+// is answered again (the race needs an upload landing in that instant).
+func (h *publicHandler) serveListing(w http.ResponseWriter, r *http.Request, user, inst string) {
+	for attempt := 0; ; attempt++ {
+		buf := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
+		// A copy each time: rest-server rewrites the request's path.
+		h.rest.ServeHTTP(buf, r.Clone(r.Context()))
+		if buf.code == http.StatusNotFound && attempt < 5 {
+			if _, err := os.Stat(filepath.Join(h.s.repoPath(user, inst), "config")); err == nil {
+				continue
+			}
+		}
+		for k, v := range buf.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(buf.code)
+		w.Write(buf.body.Bytes())
+		return
+	}
+}
+
+// bufferedResponse holds an answer until it is known to be the one to send.
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
