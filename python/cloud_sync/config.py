@@ -11,8 +11,10 @@ import ipaddress
 import json
 import os
 import secrets
+import stat
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,33 @@ def _read_token_file(p: Path) -> str:
     return user
 
 
+def _pack_ignore(pack: Path) -> tuple[Path, str] | None:
+    """The launcher's export ignore list (.packignore at the instance root,
+    the folder holding instance.cfg) and the line naming this pack folder's
+    .cloud-sync in it; None for folders of other launchers."""
+    pack = Path(os.path.abspath(pack))
+    if pack.parent != pack and (pack.parent / "instance.cfg").is_file():
+        return pack.parent / ".packignore", pack.name + "/" + DIR_NAME
+    if (pack / "instance.cfg").is_file():
+        return pack / ".packignore", DIR_NAME
+    return None
+
+
+def _add_pack_ignore(file: Path, entry: str) -> None:
+    """Lists entry first in file unless a line says it already; the
+    player's lines stay byte for byte."""
+    try:
+        data = file.read_bytes()
+        mode = stat.S_IMODE(file.stat().st_mode)
+    except FileNotFoundError:
+        data, mode = b"", 0o644
+    for line in data.split(b"\n"):
+        if line.removesuffix(b"\r") == entry.encode():
+            return
+    target = Path(os.path.realpath(file))
+    _write_atomic(target, entry.encode() + b"\n" + data, mode)
+
+
 def read(pack_folder: str | os.PathLike[str]) -> Config | None:
     """The instance's sync.json, or None when the folder is not opted in."""
     p = Path(pack_folder) / DIR_NAME / "sync.json"
@@ -170,7 +199,9 @@ def write(
     ``token_file`` to ``Args`` for pull and push. Without ``instance_id`` an
     existing sync.json keeps its id (so calling this again changes nothing)
     and a new folder gets a fresh one; another id than the existing one
-    needs ``force=True``. Returns the Config written.
+    needs ``force=True``. Like ``init``, it lists the pack folder's
+    .cloud-sync in the instance's .packignore (Prism, MultiMC), so a
+    launcher's export leaves it out. Returns the Config written.
     """
     pack = Path(pack_folder)
     if not pack.is_dir():
@@ -229,4 +260,12 @@ def write(
         (d / "sync.json.disabled").unlink()
     except FileNotFoundError:
         pass
+    # A launcher's export of the instance leaves the sync state out.
+    pi = _pack_ignore(pack)
+    if pi is not None:
+        try:
+            _add_pack_ignore(*pi)
+        except OSError as e:
+            warnings.warn(f"{pi[0]}: cannot list {pi[1]} there ({e}); an export of this instance "
+                          "would carry its sync state", RuntimeWarning, stacklevel=2)
     return cfg

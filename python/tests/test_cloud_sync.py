@@ -161,6 +161,10 @@ class EndToEnd(unittest.TestCase):
         if MISSING:
             raise AssertionError(SKIP_REASON + " (CI=true: required)")
         cls.work = Path(tempfile.mkdtemp(prefix="cloud-sync-test-"))
+        # The user's folders (tokens, caches) for config.write and the binary.
+        cls.saved_env = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME")}
+        os.environ["XDG_CONFIG_HOME"] = str(cls.work / "config")
+        os.environ["XDG_CACHE_HOME"] = str(cls.work / "cache")
         cls.argv_log = cls.work / "argv.log"
         # A copy in a folder of its own, so nothing found "next to the
         # binary" (restic) changes what the tests see.
@@ -185,6 +189,11 @@ class EndToEnd(unittest.TestCase):
         if server:
             server.stop()
         shutil.rmtree(cls.work, ignore_errors=True)
+        for k, v in getattr(cls, "saved_env", {}).items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
     # helpers
 
@@ -207,7 +216,7 @@ class EndToEnd(unittest.TestCase):
 
     def args(self, pack: Path, host: str, **kw) -> cloud_sync.Args:
         env = {"INSTANCE_SYNC_HOSTNAME": host, "INSTANCE_SYNC_WATCH": "0", "INSTANCE_SYNC_RESTIC": "",
-               "XDG_CACHE_HOME": str(self.work / "cache"), "INST_MC_DIR": "", "INST_NAME": "", "INST_ID": ""}
+               "INST_MC_DIR": "", "INST_NAME": "", "INST_ID": ""}
         kw.setdefault("restic_binary", self.restic)
         kw.setdefault("binary", self.binary)
         kw.setdefault("allow_download", False)
@@ -380,6 +389,26 @@ class EndToEnd(unittest.TestCase):
             cloud_sync.push(self.args(a, "computer-a", on_event=stop))
         self.assertEqual(cloud_sync.push(self.args(a, "computer-a")).action, "pushed")
 
+    def test_disable_enable_status(self) -> None:
+        token = self.account("gus")
+        tf = self.token_file("gus", token)
+        a = self.folder("a11")
+        (a / "options.txt").write_text("x\n")
+        cfg = config.write(a, self.server.url, token_file=tf)
+
+        def args() -> cloud_sync.Args:
+            return self.args(a, "computer-a", token_file=tf)
+
+        pushed = cloud_sync.push(args())
+        st = cloud_sync.status(args())
+        self.assertEqual((st["opted_in"], st["instance_id"], st["last_snapshot"]), (True, cfg.instance_id, pushed.snapshot))
+        cloud_sync.disable(args())
+        self.assertEqual(cloud_sync.pull(args()).action, "not-opted-in")
+        self.assertEqual(cloud_sync.status(args())["disabled"], True)
+        cloud_sync.enable(args())
+        self.assertEqual(config.read(a), cfg)
+        self.assertEqual(cloud_sync.pull(args()).action, "nothing")
+
     def test_not_opted_in(self) -> None:
         a = self.folder("a6")
         r = cloud_sync.pull(self.args(a, "computer-a"))
@@ -479,6 +508,29 @@ class Offline(unittest.TestCase):
             (Path(d) / ".cloud-sync" / "state.json").write_text("{}")
             config.write(d, "https://example.org", user="alice", instance_id="01JD3Q6TZ0S5V9J3WQ6R6C2F4K", force=True)
             self.assertFalse((Path(d) / ".cloud-sync" / "state.json").exists())
+
+    def test_packignore(self) -> None:
+        with tempfile.TemporaryDirectory() as d:
+            inst = Path(d) / "My Pack"
+            (inst / "minecraft").mkdir(parents=True)
+            (inst / "instance.cfg").write_text("InstanceType=OneSix\n")
+            (inst / ".packignore").write_bytes(b"mods/secret.jar\r\nnotes.txt")
+            config.write(inst / "minecraft", "https://example.org", user="alice")
+            self.assertEqual((inst / ".packignore").read_bytes(), b"minecraft/.cloud-sync\nmods/secret.jar\r\nnotes.txt")
+            config.write(inst / "minecraft", "https://example.org", user="alice")
+            self.assertEqual((inst / ".packignore").read_bytes(), b"minecraft/.cloud-sync\nmods/secret.jar\r\nnotes.txt")
+            # instance.cfg in the pack folder itself; no .packignore yet.
+            other = Path(d) / "flat"
+            other.mkdir()
+            (other / "instance.cfg").write_text("")
+            config.write(other, "https://example.org", user="alice")
+            self.assertEqual((other / ".packignore").read_bytes(), b".cloud-sync\n")
+            # Not a Prism or MultiMC instance: nothing written beside it.
+            plain = Path(d) / "plain"
+            plain.mkdir()
+            config.write(plain, "https://example.org", user="alice")
+            self.assertFalse((Path(d) / ".packignore").exists())
+            self.assertFalse((plain / ".packignore").exists())
 
     def test_parse_time(self) -> None:
         from cloud_sync.errors import parse_time
