@@ -8,13 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 
 	instancesync "git.timemachine.center/timemachine/instance-sync"
 	"git.timemachine.center/timemachine/instance-sync/instance"
-	"git.timemachine.center/timemachine/instance-sync/internal/flaghint"
 	"git.timemachine.center/timemachine/instance-sync/remote"
 	"git.timemachine.center/timemachine/instance-sync/restic"
 	"git.timemachine.center/timemachine/instance-sync/resticbin"
@@ -80,6 +78,8 @@ func ExitCode(err error) int {
 	return ExitError
 }
 
+// usageError is a usage mistake (exit 2); one without a message has
+// printed the usage itself.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -142,7 +142,7 @@ func Main(ctx context.Context, env Env) int {
 	case "version", "--version", "-version":
 		err = cmdVersion(ctx, env, args)
 	case "hooks":
-		return cmdHooks(ctx, env, args)
+		err = cmdHooks(ctx, env, args)
 	case "watch":
 		err = cmdWatch(env, args)
 	case "help", "-h", "--help":
@@ -162,90 +162,10 @@ func report(env Env, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return ExitOK
 	}
-	msg := strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", " ")
-	fmt.Fprintf(env.Stderr, "instance-sync: %s\n", msg)
+	if msg := oneLine(strings.TrimSpace(err.Error())); msg != "" {
+		fmt.Fprintf(env.Stderr, "instance-sync: %s\n", msg)
+	}
 	return ExitCode(err)
-}
-
-// common holds the flags most commands share.
-type common struct {
-	cmd                                  string // the command, for choosing the UI
-	pack, tokenFile, resticBinary, label string
-	noDownload, noGUI, json, insecure    bool
-}
-
-func newFlags(env Env, name string, c *common) *flag.FlagSet {
-	c.cmd = name
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.StringVar(&c.pack, "pack-folder", "", "the instance's game folder (default $INST_MC_DIR, then the current folder)")
-	fs.StringVar(&c.tokenFile, "token-file", "", "token file (default <pack>/.cloud-sync/token)")
-	fs.StringVar(&c.resticBinary, "restic-binary", "", "restic executable to use")
-	fs.BoolVar(&c.noDownload, "no-download", false, "never download restic")
-	fs.BoolVar(&c.noGUI, "no-gui", false, "no dialogs")
-	fs.BoolVar(&c.noGUI, "g", false, "short for --no-gui")
-	fs.StringVar(&c.label, "instance-label", "", "name shown for this instance (default $INST_NAME, $INST_ID, or the id)")
-	fs.BoolVar(&c.json, "json", false, "JSON events on stdout, one per line")
-	fs.BoolVar(&c.insecure, "insecure-http", false, "allow plain http to a server that is not this machine")
-	return fs
-}
-
-// parse parses a command's flags. A mistake is one line with a hint (the
-// flag package would print every flag after it); -h lists the flags.
-func parse(fs *flag.FlagSet, args []string) error {
-	fs.Usage = func() {}
-	out := fs.Output()
-	fs.SetOutput(io.Discard) // the flag package prints its error itself
-	err := fs.Parse(args)
-	fs.SetOutput(out)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(fs.Output(), "usage of instance-sync %s:\n", fs.Name())
-		fs.PrintDefaults()
-		return err
-	}
-	if err != nil {
-		return usagef("%s: %s (\"instance-sync %s -h\" lists the flags)", fs.Name(), flaghint.Problem(fs, err), fs.Name())
-	}
-	return nil
-}
-
-// options turns the common flags into engine options.
-func (c *common) options(env Env) (instancesync.Options, error) {
-	pack := c.pack
-	if pack != "" && env.Getenv("INST_MC_DIR") == "" {
-		// Typed by hand, not by the launcher's hook: a folder that is not
-		// there is a typo, not an instance that has not opted in.
-		if _, err := os.Stat(pack); errors.Is(err, fs.ErrNotExist) {
-			return instancesync.Options{}, usagef("--pack-folder %s does not exist; check the path (the instance's minecraft folder)", pack)
-		}
-	}
-	if pack == "" {
-		pack = env.Getenv("INST_MC_DIR")
-	}
-	if pack == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return instancesync.Options{}, err
-		}
-		pack = wd
-	}
-	u, _ := c.newUI(env)
-	return instancesync.Options{
-		PackFolder:   pack,
-		TokenFile:    c.tokenFile,
-		ResticBinary: c.resticBinary,
-		NoDownload:   c.noDownload,
-		Label:        c.label,
-		InsecureHTTP: c.insecure,
-		UI:           u,
-		Stderr:       env.Stderr,
-		Getenv:       env.Getenv,
-		// The name recorded with snapshots; the OS hostname by default.
-		Hostname:     env.Getenv("INSTANCE_SYNC_HOSTNAME"),
-		StartWatcher: c.watcher(env),
-		NoWatcher:    env.Getenv("INSTANCE_SYNC_WATCH") == "0",
-		Fault:        killAt(env.Getenv("INSTANCE_SYNC_TEST_KILL_AT")),
-	}, nil
 }
 
 // killAt is fault injection for tests: with INSTANCE_SYNC_TEST_KILL_AT set
@@ -268,7 +188,7 @@ func killAt(point string) func(string) {
 
 // watcher starts the change watcher that lets the push after the game
 // skip its walk (Linux; off with INSTANCE_SYNC_WATCH=0).
-func (c *common) watcher(env Env) func(string) error {
+func (c *command) watcher(env Env) func(string) error {
 	if !watch.Supported || env.Exe == "" || env.Getenv("INSTANCE_SYNC_WATCH") == "0" {
 		return nil
 	}

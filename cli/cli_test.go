@@ -106,11 +106,66 @@ func TestSetupNeedsTerminal(t *testing.T) {
 	}
 }
 
+// TestUsage: each usage mistake exits 2 with its own one-line message.
 func TestUsage(t *testing.T) {
-	for _, args := range [][]string{{}, {"frobnicate"}, {"pull", "--prefer=both"}, {"push", "extra"}, {"wrap"}, {"init"}, {"restore"}, {"pull", "--snapshot=abc"}} {
-		_, errs, code := run(t, "", false, args...)
-		if code != 2 || errs == "" || !strings.HasSuffix(errs, "\n") {
-			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"; run "instance-sync help"`},
+		{[]string{"pull", "--prefer=both"}, `--prefer must be local or cloud, not "both"`},
+		{[]string{"pull", "--offline=maybe"}, `--offline must be warn or fail, not "maybe"`},
+		{[]string{"push", "extra"}, `push takes no arguments, got "extra"`},
+		{[]string{"status", "extra"}, `status takes no arguments, got "extra"`},
+		{[]string{"wrap"}, "wrap needs a command: instance-sync wrap -- COMMAND [ARGS...]"},
+		{[]string{"init"}, "init needs --url=URL"},
+		{[]string{"restore"}, `restore needs one SNAPSHOT id (see "instance-sync history")`},
+		{[]string{"restore", "abc", "def"}, `restore takes one SNAPSHOT, got "def" too`},
+		{[]string{"pull", "--snapshot=abc"}, "--snapshot goes with --prefer=cloud"},
+		// Each command takes only the flags it uses.
+		{[]string{"version", "--insecure-http"}, `version: unknown flag --insecure-http ("instance-sync version -h" lists the flags)`},
+		{[]string{"enable", "--token-file=x"}, `enable: unknown flag --token-file ("instance-sync enable -h" lists the flags)`},
+		{[]string{"status", "--no-gui"}, `status: unknown flag --no-gui ("instance-sync status -h" lists the flags)`},
+		{[]string{"setup", "--token-file=x"}, `setup: unknown flag --token-file ("instance-sync setup -h" lists the flags)`},
+	} {
+		out, errs, code := run(t, "", false, tt.args...)
+		if want := "instance-sync: " + tt.want + "\n"; code != 2 || out != "" || errs != want {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", tt.args, code, out, errs, want)
+		}
+	}
+	_, errs, code := run(t, "", false)
+	if code != 2 || !strings.HasPrefix(errs, "usage: instance-sync COMMAND [flags]\n") {
+		t.Errorf("no command: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestCommandHelp: -h names the command's arguments in the README's style
+// and lists only the flags the command takes.
+func TestCommandHelp(t *testing.T) {
+	for _, tt := range []struct {
+		cmd, first string
+		has, not   []string
+	}{
+		{"pull", "usage: instance-sync pull [flags] [-- CMD ARGS...]", []string{"--pack-folder=PATH ", "--prefer=local|cloud ", "--json ", "-g "}, nil},
+		{"wrap", "usage: instance-sync wrap [flags] -- COMMAND [ARGS...]", []string{"--offline=warn|fail "}, []string{"--prefer"}},
+		{"restore", "usage: instance-sync restore [flags] SNAPSHOT", []string{"--json "}, []string{"--no-gui"}},
+		{"version", "usage: instance-sync version [flags]", []string{"--pack-folder=PATH ", "--restic-binary=PATH "}, []string{"--insecure-http", "--json"}},
+		{"enable", "usage: instance-sync enable [flags]", []string{"--pack-folder=PATH "}, []string{"--token-file"}},
+	} {
+		out, errs, code := run(t, "", false, tt.cmd, "-h")
+		if code != 0 || out != "" || !strings.HasPrefix(errs, tt.first+"\n\nflags:\n") {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr:\n%s", tt.cmd, code, out, errs)
+			continue
+		}
+		for _, h := range tt.has {
+			if !strings.Contains(errs, "\n  "+h) {
+				t.Errorf("%s -h does not list %q:\n%s", tt.cmd, h, errs)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(errs, n) {
+				t.Errorf("%s -h lists %q:\n%s", tt.cmd, n, errs)
+			}
 		}
 	}
 }

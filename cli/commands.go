@@ -25,29 +25,24 @@ import (
 )
 
 func cmdPull(ctx context.Context, env Env, args []string) error {
-	var c common
-	fs := newFlags(env, "pull", &c)
-	prefer := fs.String("prefer", "", "resolve a conflict without asking: local or cloud")
-	snapshot := fs.String("snapshot", "", "with --prefer=cloud: which cloud version (id or prefix) when there are several")
-	offline := fs.String("offline", "warn", "when the server cannot be reached: warn (and let the game start) or fail")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *prefer != "" && *prefer != "local" && *prefer != "cloud" {
-		return usagef("--prefer must be local or cloud, not %q", *prefer)
-	}
-	if *offline != "warn" && *offline != "fail" {
-		return usagef("--offline must be warn or fail, not %q", *offline)
-	}
-	if *snapshot != "" && *prefer != "cloud" {
-		return usagef("--snapshot goes with --prefer=cloud")
-	}
-	o, err := c.options(env)
+	c := newCommand(env, "pull", "[-- CMD ARGS...]", withSession|withJSON|withGUI)
+	prefer := c.fs.String("prefer", "", "`local|cloud` resolve a conflict without asking")
+	snapshot := c.fs.String("snapshot", "", "`ID` with --prefer=cloud: which cloud version (id or prefix) when there are several")
+	offline := offlineFlag(c, "when the server cannot be reached: warn (and let the game start) or fail")
+	o, err := c.setup(args, func() error {
+		if *prefer != "" && *prefer != "local" && *prefer != "cloud" {
+			return usagef("--prefer must be local or cloud, not %q", *prefer)
+		}
+		if *snapshot != "" && *prefer != "cloud" {
+			return usagef("--snapshot goes with --prefer=cloud")
+		}
+		return offline.check()
+	})
 	if err != nil {
 		return err
 	}
-	o.Prefer, o.Snapshot, o.OfflineFail = *prefer, *snapshot, *offline == "fail"
-	if rest := fs.Args(); len(rest) > 0 {
+	o.Prefer, o.Snapshot, o.OfflineFail = *prefer, *snapshot, offline.fail()
+	if rest := c.fs.Args(); len(rest) > 0 {
 		// pull -- CMD: CMD first (e.g. packwiz-installer-bootstrap), so pack
 		// updates land before the player's data is restored.
 		if code := runChild(ctx, env, rest, o.PackFolder); code != 0 {
@@ -64,23 +59,18 @@ func cmdPull(ctx context.Context, env Env, args []string) error {
 }
 
 func cmdPush(ctx context.Context, env Env, args []string) error {
-	var c common
-	fs := newFlags(env, "push", &c)
-	offline := fs.String("offline", "warn", "when the server refuses the login: warn (exit 0, progress stays on this computer) or fail (exit 4)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("push takes no arguments, got %q", fs.Arg(0))
-	}
-	if *offline != "warn" && *offline != "fail" {
-		return usagef("--offline must be warn or fail, not %q", *offline)
-	}
-	o, err := c.options(env)
+	c := newCommand(env, "push", "", withSession|withJSON|withGUI)
+	offline := offlineFlag(c, "when the server refuses the login: warn (exit 0, progress stays on this computer) or fail (exit 4)")
+	o, err := c.setup(args, func() error {
+		if err := c.noArgs(); err != nil {
+			return err
+		}
+		return offline.check()
+	})
 	if err != nil {
 		return err
 	}
-	o.OfflineFail = *offline == "fail"
+	o.OfflineFail = offline.fail()
 	ctx, stop := uiContext(ctx, o.UI)
 	defer stop()
 	err = hookAccount(ctx, o, "push", func(o instancesync.Options) error {
@@ -93,12 +83,8 @@ func cmdPush(ctx context.Context, env Env, args []string) error {
 // cmdWatch runs the change watcher a pull starts in the background (see
 // package watch); not a command for players. It says why it stopped.
 func cmdWatch(env Env, args []string) error {
-	var c common
-	fs := newFlags(env, "watch", &c)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	o, err := c.options(env)
+	c := newCommand(env, "watch", "", withPack)
+	o, err := c.setup(args, c.noArgs)
 	if err != nil {
 		return err
 	}
@@ -117,21 +103,19 @@ func cmdWatch(env Env, args []string) error {
 // cmdWrap pulls, runs the game, and pushes whatever the game's exit code:
 // a crash is exactly when progress is most at risk.
 func cmdWrap(ctx context.Context, env Env, args []string) (int, error) {
-	var c common
-	fs := newFlags(env, "wrap", &c)
-	offline := fs.String("offline", "warn", "when the server cannot be reached: warn or fail")
-	if err := parse(fs, args); err != nil {
-		return 0, err
-	}
-	rest := fs.Args()
-	if len(rest) == 0 {
-		return 0, usagef("wrap needs a command: instance-sync wrap -- COMMAND [ARGS...]")
-	}
-	o, err := c.options(env)
+	c := newCommand(env, "wrap", "-- COMMAND [ARGS...]", withSession|withJSON|withGUI)
+	offline := offlineFlag(c, "when the server cannot be reached: warn or fail")
+	o, err := c.setup(args, func() error {
+		if c.fs.NArg() == 0 {
+			return usagef("wrap needs a command: instance-sync wrap -- COMMAND [ARGS...]")
+		}
+		return offline.check()
+	})
 	if err != nil {
 		return 0, err
 	}
-	o.OfflineFail = *offline == "fail"
+	rest := c.fs.Args()
+	o.OfflineFail = offline.fail()
 	pullCtx, stop := uiContext(ctx, o.UI)
 	defer stop()
 	if err := hookAccount(pullCtx, o, "pull", func(o instancesync.Options) error {
@@ -212,13 +196,15 @@ func runChild(ctx context.Context, env Env, argv []string, dir string) int {
 }
 
 func cmdInit(ctx context.Context, env Env, args []string) error {
-	var c common
-	fs := newFlags(env, "init", &c)
-	url := fs.String("url", "", "server URL, e.g. https://cloud.example.org")
-	token := fs.String("token", "", "USER:PASSWORD (prefer --token-file or $INSTANCE_SYNC_TOKEN: argv is visible to other users)")
-	join := fs.String("join", "", "join an existing instance (its id, from \"instance-sync status\" on the other computer)")
-	force := fs.Bool("force", false, "replace an existing sync.json")
-	if err := parse(fs, args); err != nil {
+	c := newCommand(env, "init", "", withPack|withToken|withInsecure|withLabel)
+	url := c.fs.String("url", "", "server `URL`, e.g. https://cloud.example.org")
+	token := c.fs.String("token", "", "`USER:PASSWORD` the account (prefer --token-file or $INSTANCE_SYNC_TOKEN: argv is visible to other users)")
+	join := c.fs.String("join", "", "`ID` the existing instance to join (as \"instance-sync status\" on the other computer)")
+	force := c.fs.Bool("force", false, "replace an existing sync.json")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if err := c.noArgs(); err != nil {
 		return err
 	}
 	if *url == "" {
@@ -257,7 +243,7 @@ func cmdInit(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	o, err := c.options(env)
+	o, err := c.options()
 	if err != nil {
 		return err
 	}
@@ -275,12 +261,8 @@ func cmdInit(ctx context.Context, env Env, args []string) error {
 }
 
 func cmdEnable(env Env, name string, args []string) error {
-	var c common
-	fs := newFlags(env, name, &c)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	o, err := c.options(env)
+	c := newCommand(env, name, "", withPack)
+	o, err := c.setup(args, c.noArgs)
 	if err != nil {
 		return err
 	}
@@ -299,12 +281,8 @@ func cmdEnable(env Env, name string, args []string) error {
 }
 
 func cmdStatus(ctx context.Context, env Env, args []string) error {
-	var c common
-	fs := newFlags(env, "status", &c)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	o, err := c.options(env)
+	c := newCommand(env, "status", "", withSession|withJSON)
+	o, err := c.setup(args, c.noArgs)
 	if err != nil {
 		return err
 	}
@@ -361,12 +339,8 @@ func cmdStatus(ctx context.Context, env Env, args []string) error {
 }
 
 func cmdHistory(ctx context.Context, env Env, args []string) error {
-	var c common
-	fs := newFlags(env, "history", &c)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	o, err := c.options(env)
+	c := newCommand(env, "history", "", withSession|withJSON)
+	o, err := c.setup(args, c.noArgs)
 	if err != nil {
 		return err
 	}
@@ -396,25 +370,23 @@ func cmdHistory(ctx context.Context, env Env, args []string) error {
 }
 
 func cmdRestore(ctx context.Context, env Env, args []string) error {
-	var c common
-	fs := newFlags(env, "restore", &c)
+	c := newCommand(env, "restore", "SNAPSHOT", withSession|withJSON)
 	// The snapshot may come before or after the flags.
 	var snapshot []string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		snapshot, args = args[:1], args[1:]
 	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if len(snapshot) == 0 {
-		snapshot = fs.Args()
-	} else if fs.NArg() > 0 {
-		return usagef("restore takes one SNAPSHOT, got %q too", fs.Arg(0))
-	}
-	if len(snapshot) != 1 {
-		return usagef("restore needs one SNAPSHOT id (see \"instance-sync history\")")
-	}
-	o, err := c.options(env)
+	o, err := c.setup(args, func() error {
+		if len(snapshot) == 0 {
+			snapshot = c.fs.Args()
+		} else if c.fs.NArg() > 0 {
+			return usagef("restore takes one SNAPSHOT, got %q too", c.fs.Arg(0))
+		}
+		if len(snapshot) != 1 {
+			return usagef("restore needs one SNAPSHOT id (see \"instance-sync history\")")
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -426,9 +398,12 @@ func cmdRestore(ctx context.Context, env Env, args []string) error {
 }
 
 func cmdVersion(ctx context.Context, env Env, args []string) error {
-	var c common
-	fs := newFlags(env, "version", &c)
-	if err := parse(fs, args); err != nil {
+	c := newCommand(env, "version", "", withPack)
+	c.fs.StringVar(&c.resticBinary, "restic-binary", "", "`PATH` the restic executable to report on")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if err := c.noArgs(); err != nil {
 		return err
 	}
 	v := env.Version
@@ -458,6 +433,22 @@ func cmdVersion(ctx context.Context, env Env, args []string) error {
 	fmt.Fprintf(env.Stdout, "restic: %s from %s: %s\n", ver, f.Source, f.Path)
 	return nil
 }
+
+// offline is the --offline=warn|fail flag of the hooks.
+type offline struct{ value *string }
+
+func offlineFlag(c *command, usage string) offline {
+	return offline{c.fs.String("offline", "warn", "`warn|fail` "+usage)}
+}
+
+func (f offline) check() error {
+	if *f.value != "warn" && *f.value != "fail" {
+		return usagef("--offline must be warn or fail, not %q", *f.value)
+	}
+	return nil
+}
+
+func (f offline) fail() bool { return *f.value == "fail" }
 
 func writeJSON(env Env, v any) error {
 	b, err := json.Marshal(v)

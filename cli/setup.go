@@ -27,18 +27,14 @@ const DefaultURL = "https://cloud.tm.center"
 // is a display, else prompts on a terminal. Hooks never get here, so
 // reading stdin is fine, but only when it is a terminal.
 func cmdSetup(ctx context.Context, env Env, args []string) error {
-	var c common
-	fs := newFlags(env, "setup", &c)
-	urlFlag := fs.String("url", "", "server URL (default "+DefaultURL+")")
-	force := fs.Bool("force", false, "replace an existing setup")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	o, err := c.options(env)
+	c := newCommand(env, "setup", "", withPack|withInsecure|withLabel|withGUI)
+	urlFlag := c.fs.String("url", "", "`URL` the server (default "+DefaultURL+")")
+	force := c.fs.Bool("force", false, "replace an existing setup")
+	o, err := c.setup(args, c.noArgs)
 	if err != nil {
 		return err
 	}
-	u, err := setupUI(env, &c, o.UI)
+	u, err := setupUI(env, c, o.UI)
 	if err != nil {
 		return err
 	}
@@ -85,7 +81,7 @@ func cmdSetup(ctx context.Context, env Env, args []string) error {
 
 // setupUI is the UI that can log the player in: the dialogs when chosen,
 // else a terminal reading stdin, but only when stdin is a terminal.
-func setupUI(env Env, c *common, chosen ui.UI) (ui.UI, error) {
+func setupUI(env Env, c *command, chosen ui.UI) (ui.UI, error) {
 	if _, ok := chosen.(*ui.Dialogs); ok {
 		return chosen, nil
 	}

@@ -19,7 +19,7 @@ import (
 var dialogCommands = map[string]bool{"pull": true, "push": true, "wrap": true, "setup": true}
 
 // uiFacts gathers what ui.Choose decides on from the running process.
-func (c *common) uiFacts(env Env) ui.Facts {
+func (c *command) uiFacts(env Env) ui.Facts {
 	human := env.Stdout
 	if c.json {
 		human = env.Stderr
@@ -46,7 +46,7 @@ func isTerminal(w any) bool {
 }
 
 // newUI picks and builds the UI for this command.
-func (c *common) newUI(env Env) (ui.UI, ui.Pick) {
+func (c *command) newUI(env Env) (ui.UI, ui.Pick) {
 	p := ui.Choose(c.uiFacts(env))
 	if env.Getenv("INSTANCE_SYNC_DEBUG_UI") != "" {
 		env.Stderr.Write([]byte("instance-sync: " + p.String() + "\n"))

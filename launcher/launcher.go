@@ -172,6 +172,14 @@ type target struct {
 	globalErr string  // why global is nil
 }
 
+// Check reports what is wrong with the options as given (no launcher, an
+// unknown launcher or mode, --global with --instance), before any file is
+// looked at.
+func (o Options) Check() error {
+	_, err := o.withDefaults()
+	return err
+}
+
 func (o Options) withDefaults() (Options, error) {
 	if o.GOOS == "" {
 		o.GOOS = runtime.GOOS

@@ -141,19 +141,33 @@ def binary(args: Args | None = None) -> BinaryInfo:
     return check_binary(find_binary(args.binary, env), env)
 
 
-def _flags(args: Args, *, sync: bool) -> list[str]:
+# What each command takes besides --pack-folder (instance-sync refuses a
+# flag a command does not use).
+_SESSION = frozenset({"token", "restic", "label", "insecure"})
+_TAKES: dict[str, frozenset[str]] = {
+    "pull": _SESSION | {"hook"},
+    "push": _SESSION | {"hook"},
+    "status": _SESSION,
+    "init": frozenset({"token", "label", "insecure"}),
+    "enable": frozenset(),
+    "disable": frozenset(),
+}
+
+
+def _flags(args: Args, cmd: str) -> list[str]:
+    takes = _TAKES[cmd]
     a: list[str] = []
     if args.pack_folder is not None:
         a.append("--pack-folder=" + os.fspath(args.pack_folder))
-    if args.token_file is not None:
+    if "token" in takes and args.token_file is not None:
         a.append("--token-file=" + os.fspath(args.token_file))
-    if args.restic_binary is not None:
+    if "restic" in takes and args.restic_binary is not None:
         a.append("--restic-binary=" + os.fspath(args.restic_binary))
-    if args.instance_label is not None:
+    if "label" in takes and args.instance_label is not None:
         a.append("--instance-label=" + args.instance_label)
-    if args.insecure_http:
+    if "insecure" in takes and args.insecure_http:
         a.append("--insecure-http")
-    if sync:
+    if "hook" in takes:  # --no-download, --no-gui
         if not args.allow_download:
             a.append("--no-download")
         if args.headless:
@@ -171,7 +185,7 @@ def _run(args: Args, argv: list[str], on_event: EventCallback | None, extra_env:
 
 
 def _sync(op: str, args: Args, extra: list[str], on_event: EventCallback | None) -> Result:
-    r = _run(args, [op, "--json", *_flags(args, sync=True), *extra], on_event or args.on_event)
+    r = _run(args, [op, "--json", *_flags(args, op), *extra], on_event or args.on_event)
     warnings = [str(e.get("message") or "") for e in r.events if e.get("type") == "warning"]
     done = next((e for e in reversed(r.events) if e.get("type") == "done"), None)
     if done is not None and done.get("action") == "auth-failed":
@@ -233,7 +247,7 @@ def init(
     through $INSTANCE_SYNC_TOKEN; without it, ``args.token_file`` is read.
     ``join`` names an instance id made on another computer. AuthError for
     a wrong user or password (nothing is written)."""
-    argv = ["init", "--url=" + url, *_flags(args, sync=False)]
+    argv = ["init", "--url=" + url, *_flags(args, "init")]
     if join:
         argv.append("--join=" + join)
     if force:
@@ -253,18 +267,18 @@ def init(
 
 def disable(args: Args) -> None:
     """Pauses sync (sync.json becomes sync.json.disabled), keeping the id."""
-    _run(args, ["disable", *_flags(args, sync=False)], None)
+    _run(args, ["disable", *_flags(args, "disable")], None)
 
 
 def enable(args: Args) -> None:
     """Resumes a paused sync with the same instance id."""
-    _run(args, ["enable", *_flags(args, sync=False)], None)
+    _run(args, ["enable", *_flags(args, "enable")], None)
 
 
 def status(args: Args) -> dict[str, Any]:
     """``instance-sync status --json``: opted in, last sync, pending
     changes, cloud heads, scope (the binary's field names)."""
-    r = _run(args, ["status", "--json", *_flags(args, sync=False)], None)
+    r = _run(args, ["status", "--json", *_flags(args, "status")], None)
     # status --json prints one JSON object, which run() counted as an event.
     if r.events:
         return r.events[-1]
