@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/filelock"
 )
 
 // ErrLockHeld means another sync of the same instance is running.
@@ -25,7 +27,12 @@ func (p Paths) AcquireLock() (*Lock, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := lockFile(f); err != nil {
+	ok, err := filelock.TryLock(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", p.Lock(), err)
+	}
+	if !ok {
 		data, _ := os.ReadFile(p.Lock())
 		f.Close()
 		pid := strings.TrimSpace(string(data))
@@ -44,7 +51,7 @@ func (l *Lock) Release() {
 	if l == nil || l.f == nil {
 		return
 	}
-	_ = unlockFile(l.f)
+	_ = filelock.Unlock(l.f)
 	l.f.Close()
 	l.f = nil
 }

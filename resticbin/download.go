@@ -17,6 +17,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/filelock"
 )
 
 // Limits that keep a hostile or broken server from filling memory or disk.
@@ -283,7 +285,7 @@ func acquire(ctx context.Context, lockPath string, timeout time.Duration) (func(
 	defer deadline.Stop()
 	delay := 10 * time.Millisecond
 	for {
-		ok, err := tryLock(f)
+		ok, err := filelock.TryLock(f)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", lockPath, err)
@@ -292,7 +294,7 @@ func acquire(ctx context.Context, lockPath string, timeout time.Duration) (func(
 			// The lock file itself stays: removing it would let a third
 			// process lock a fresh file while a second still holds the old.
 			return func() {
-				unlock(f)
+				_ = filelock.Unlock(f)
 				f.Close()
 			}, nil
 		}

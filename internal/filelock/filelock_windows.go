@@ -1,6 +1,6 @@
 //go:build windows
 
-package resticbin
+package filelock
 
 import (
 	"errors"

@@ -1,6 +1,6 @@
 //go:build !unix && !windows
 
-package resticbin
+package filelock
 
 import "os"
 

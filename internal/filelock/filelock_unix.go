@@ -1,6 +1,6 @@
 //go:build unix
 
-package resticbin
+package filelock
 
 import (
 	"errors"
@@ -9,9 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tryLock takes an exclusive flock without blocking. flock locks belong to
-// the open file, so two goroutines with their own handles also exclude each
-// other, and the kernel releases the lock if the process dies.
+// tryLock takes an exclusive flock without blocking.
 func tryLock(f *os.File) (bool, error) {
 	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	if err == nil {
