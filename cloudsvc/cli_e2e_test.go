@@ -44,7 +44,7 @@ func TestInstanceSyncCLI(t *testing.T) {
 
 	run := func(args ...string) string {
 		t.Helper()
-		cmd := exec.Command(bin, append(args, "--restic-binary="+ts.restic, "--no-gui")...)
+		cmd := exec.Command(bin, isyncArgs(ts.restic, args...)...)
 		var env []string
 		for _, kv := range cleanEnv() {
 			if !strings.HasPrefix(kv, "INST_") && !strings.HasPrefix(kv, "INSTANCE_SYNC_") {

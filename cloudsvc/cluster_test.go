@@ -223,7 +223,7 @@ type loadRun struct {
 }
 
 func (r *loadRun) isyncRun(ctx context.Context, args ...string) (string, int) {
-	cmd := exec.CommandContext(ctx, r.isync, append(args, "--restic-binary="+r.restic, "--no-gui")...)
+	cmd := exec.CommandContext(ctx, r.isync, isyncArgs(r.restic, args...)...)
 	var env []string
 	for _, kv := range cleanEnv() {
 		if !strings.HasPrefix(kv, "INST_") && !strings.HasPrefix(kv, "INSTANCE_SYNC_") {

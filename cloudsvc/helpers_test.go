@@ -216,3 +216,13 @@ func snapshotIDFromBackup(t testing.TB, out string) string {
 	t.Fatalf("no snapshot id in backup output:\n%s", out)
 	return ""
 }
+
+// isyncArgs adds --restic-binary and --no-gui to an instance-sync command
+// line; init takes neither (each command takes only the flags it uses).
+func isyncArgs(restic string, args ...string) []string {
+	out := append([]string(nil), args...)
+	if len(args) > 0 && args[0] == "init" {
+		return out
+	}
+	return append(out, "--restic-binary="+restic, "--no-gui")
+}

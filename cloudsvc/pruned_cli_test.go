@@ -49,7 +49,7 @@ func TestPrunedHistoryIsNotAConflict(t *testing.T) {
 	home := t.TempDir()
 	run := func(pack string, args ...string) (string, int) {
 		t.Helper()
-		cmd := exec.Command(bin, append(args, "--pack-folder="+pack, "--restic-binary="+ts.restic, "--no-gui")...)
+		cmd := exec.Command(bin, isyncArgs(ts.restic, append(args, "--pack-folder="+pack)...)...)
 		var env []string
 		for _, kv := range cleanEnv() {
 			if !strings.HasPrefix(kv, "INST_") && !strings.HasPrefix(kv, "INSTANCE_SYNC_") {

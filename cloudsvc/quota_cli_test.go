@@ -17,7 +17,7 @@ import (
 // combined output and exit code.
 func runInstanceSync(t testing.TB, bin, restic string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(bin, append(args, "--restic-binary="+restic, "--no-gui")...)
+	cmd := exec.Command(bin, isyncArgs(restic, args...)...)
 	var env []string
 	for _, kv := range cleanEnv() {
 		if !strings.HasPrefix(kv, "INST_") && !strings.HasPrefix(kv, "INSTANCE_SYNC_") {
