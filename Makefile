@@ -74,10 +74,11 @@ bench: tools
 
 # cloud-svc's load and failure test at length (BENCHMARKS.md): PostgreSQL,
 # two nodes behind HAProxy, one node killed mid-run; plus one node and the
-# plain rest-server as baselines. `make test` runs it for 10 s per phase.
+# plain rest-server as baselines, and the data plane against rest-server in
+# alternating rounds. `make test` runs the cluster test for 10 s per phase.
 load: tools
 	CGO_ENABLED=1 INSTANCE_SYNC_TEST_RESTIC=$(BIN)/restic ISYNC_LOAD_PHASE=60s ISYNC_LOAD_PLAYERS=8 ISYNC_LOAD_LISTERS=4 \
-		go test -count=1 -timeout 60m -v -run TestClusterLoad ./cloudsvc/
+		ISYNC_LOAD_OVERHEAD_ROUNDS=5 go test -count=1 -timeout 60m -v -run 'TestClusterLoad|TestDataPlaneOverhead' ./cloudsvc/
 
 # This platform's binaries, into the current folder.
 build:
