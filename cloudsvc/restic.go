@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/restic"
 )
 
 // errNoRestic is returned by operations that need restic when none was found
@@ -29,16 +31,7 @@ type resticRunner struct {
 // cleanEnv is the inherited environment without any RESTIC_* variable, so an
 // operator's shell settings (another repository, password file, ...) can
 // never leak into the server's restic runs.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(strings.ToUpper(kv), "RESTIC_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
+func cleanEnv() []string { return restic.CleanEnv(os.Environ()) }
 
 // run executes restic with --repo repoPath. stdin, when not empty, is piped
 // to restic (how "key add" receives the new password).

@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -117,15 +116,19 @@ func ParseLine(b []byte) (msgType string, raw []byte, ok bool) {
 	return l.MessageType, b, true
 }
 
-// envSkip reports whether an inherited variable must not reach restic: a
-// player's own RESTIC_PASSWORD_COMMAND outranks RESTIC_PASSWORD, and
-// RESTIC_HOST silently filters snapshots.
-func envSkip(kv string) bool {
-	k, _, _ := strings.Cut(kv, "=")
-	if runtime.GOOS == "windows" {
-		k = strings.ToUpper(k)
+// CleanEnv is base without any RESTIC_* variable (in any letter case, as
+// Windows reads them): an inherited RESTIC_PASSWORD_COMMAND outranks
+// RESTIC_PASSWORD, RESTIC_HOST silently filters snapshots, and an
+// operator's RESTIC_REPOSITORY or password file must never reach the runs
+// of instance-sync or cloud-svc. The caller appends its own.
+func CleanEnv(base []string) []string {
+	out := make([]string, 0, len(base)+6)
+	for _, kv := range base {
+		if !strings.HasPrefix(strings.ToUpper(kv), "RESTIC_") {
+			out = append(out, kv)
+		}
 	}
-	return strings.HasPrefix(k, "RESTIC_")
+	return out
 }
 
 func (c *Client) env() []string {
@@ -133,13 +136,7 @@ func (c *Client) env() []string {
 	if base == nil {
 		base = os.Environ()
 	}
-	out := make([]string, 0, len(base)+6)
-	for _, kv := range base {
-		if !envSkip(kv) {
-			out = append(out, kv)
-		}
-	}
-	out = append(out,
+	out := append(CleanEnv(base),
 		"RESTIC_PROGRESS_FPS=2",
 		"RESTIC_PASSWORD="+c.Password,
 	)

@@ -134,3 +134,12 @@ func TestStderrJSONBecomesText(t *testing.T) {
 		t.Fatalf("item errors %q", tb.errs)
 	}
 }
+
+// TestCleanEnv: no RESTIC_* variable in any letter case survives (Windows
+// reads restic_password as RESTIC_PASSWORD); the rest stays in order.
+func TestCleanEnv(t *testing.T) {
+	got := CleanEnv([]string{"PATH=/bin", "restic_password_command=echo x", "RESTIC_HOST=h", "Restic_Repository=/r", "HOME=/h", "RESTICX=1"})
+	if want := []string{"PATH=/bin", "HOME=/h", "RESTICX=1"}; !slices.Equal(got, want) {
+		t.Fatalf("CleanEnv = %v, want %v", got, want)
+	}
+}
