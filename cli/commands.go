@@ -49,13 +49,7 @@ func cmdPull(ctx context.Context, env Env, args []string) error {
 			return exitCodeError{code: code, msg: fmt.Sprintf("%s exited with status %d; not pulling", rest[0], code)}
 		}
 	}
-	ctx, stop := uiContext(ctx, o.UI)
-	defer stop()
-	err = hookAccount(ctx, o, "pull", func(o instancesync.Options) error {
-		_, err := instancesync.Pull(ctx, o)
-		return err
-	})
-	return fail(o, err)
+	return fail(o, hook(ctx, o, "pull"))
 }
 
 func cmdPush(ctx context.Context, env Env, args []string) error {
@@ -71,13 +65,22 @@ func cmdPush(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	o.OfflineFail = offline.fail()
+	return fail(o, hook(ctx, o, "push"))
+}
+
+// hook runs a hook's pull or push: the UI's cancel button stops it, and a
+// refused login follows hookAccount.
+func hook(ctx context.Context, o instancesync.Options, op string) error {
 	ctx, stop := uiContext(ctx, o.UI)
 	defer stop()
-	err = hookAccount(ctx, o, "push", func(o instancesync.Options) error {
-		_, err := instancesync.Push(ctx, o)
+	sync := instancesync.Pull
+	if op == "push" {
+		sync = instancesync.Push
+	}
+	return hookAccount(ctx, o, op, func(o instancesync.Options) error {
+		_, err := sync(ctx, o)
 		return err
 	})
-	return fail(o, err)
 }
 
 // cmdWatch runs the change watcher a pull starts in the background (see
@@ -116,25 +119,15 @@ func cmdWrap(ctx context.Context, env Env, args []string) (int, error) {
 	}
 	rest := c.fs.Args()
 	o.OfflineFail = offline.fail()
-	pullCtx, stop := uiContext(ctx, o.UI)
-	defer stop()
-	if err := hookAccount(pullCtx, o, "pull", func(o instancesync.Options) error {
-		_, err := instancesync.Pull(pullCtx, o)
-		return err
-	}); err != nil {
+	if err := hook(ctx, o, "pull"); err != nil {
 		return 0, fail(o, err)
 	}
 	code := runChild(ctx, env, rest, o.PackFolder)
 	if code != 0 {
 		fmt.Fprintf(env.Stderr, "instance-sync: %s exited with status %d; pushing anyway\n", rest[0], code)
 	}
-	pushCtx, stopPush := uiContext(context.WithoutCancel(ctx), o.UI)
-	defer stopPush()
-	perr := hookAccount(pushCtx, o, "push", func(o instancesync.Options) error {
-		_, err := instancesync.Push(pushCtx, o)
-		return err
-	})
-	if perr != nil {
+	// The push runs even after an interrupt: its progress is what is at risk.
+	if perr := hook(context.WithoutCancel(ctx), o, "push"); perr != nil {
 		perrCode := report(env, fail(o, perr))
 		if code == 0 {
 			return perrCode, nil

@@ -93,13 +93,6 @@ type Status struct {
 	Current     []string `json:"current_files"`
 }
 
-// Line is any line restic printed in --json mode. Unknown fields are kept
-// out; non-JSON lines have MessageType "".
-type Line struct {
-	MessageType string          `json:"message_type"`
-	Raw         json.RawMessage `json:"-"`
-}
-
 // ParseLine decodes one line of restic --json output. Lines that are not a
 // JSON object (warnings restic prints regardless) return ok=false.
 func ParseLine(b []byte) (msgType string, raw []byte, ok bool) {

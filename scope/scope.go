@@ -17,7 +17,7 @@ import (
 	"strings"
 )
 
-// DefaultInclude is synced unless scope.json removes it. A trailing slash
+// defaultInclude is synced unless scope.json removes it. A trailing slash
 // marks a folder.
 var defaultInclude = []string{
 	"saves/", "options.txt", "optionsof.txt", "optionsshaders.txt", "servers.dat",
@@ -25,7 +25,7 @@ var defaultInclude = []string{
 	"XaeroWaypoints/", "xaero/", "resourcepacks/", "shaderpacks/",
 }
 
-// DefaultExclude is never synced, even inside included folders.
+// defaultExclude is never synced, even inside included folders.
 var defaultExclude = []string{
 	".cloud-sync/", "**/session.lock", "logs/", "crash-reports/", ".cache/", ".fabric/",
 	".quilt/", ".mixin.out/", "natives/", "*.dat_old", "*.tmp",
@@ -39,12 +39,6 @@ var alwaysExcluded = []string{".cloud-sync/", "**/session.lock"}
 var packwizOwn = []string{
 	"packwiz.json", "packwiz-installer.jar", "packwiz-installer-bootstrap.jar",
 }
-
-// DefaultInclude returns a copy of the default include list.
-func DefaultInclude() []string { return append([]string(nil), defaultInclude...) }
-
-// DefaultExclude returns a copy of the default exclude list.
-func DefaultExclude() []string { return append([]string(nil), defaultExclude...) }
 
 // Overrides is the content of .cloud-sync/scope.json. An entry adds to the
 // defaults; an entry starting with "!" removes that entry from them.
