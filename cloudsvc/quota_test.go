@@ -187,3 +187,24 @@ func sumSizes(files []string) int64 {
 	}
 	return total
 }
+
+// TestRetentionRecountsUsage: whatever the counter drifted to (a node killed
+// between a reservation and its give-back), retention sets it from the disk.
+func TestRetentionRecountsUsage(t *testing.T) {
+	ts := startServer(t, filepath.Join(t.TempDir(), "data"), nil)
+	p := ts.createAccount("rhea")
+	src := t.TempDir()
+	randomFile(t, src, "a.dat", 50_000)
+	ts.mustClient(p, "inst", "init")
+	ts.mustClient(p, "inst", "backup", "--host", "h", src)
+	if err := ts.svc.store.SetUsage("rhea", 999_999_999); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.svc.RunRetention(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want := sumSizes(repoFiles(t, filepath.Join(ts.data, "repos", "rhea", "inst")))
+	if got, err := ts.svc.store.Usage("rhea"); err != nil || got != want {
+		t.Fatalf("usage after retention %d (%v), the disk holds %d", got, err, want)
+	}
+}
