@@ -19,7 +19,7 @@ import (
 )
 
 // Pull brings the cloud's version of the instance's player data into the
-// pack folder when it is newer, following the decision table of the spec.
+// pack folder when it is newer, following history.Decide's table.
 // A folder that has not opted in is left alone (Action "not-opted-in").
 func Pull(ctx context.Context, opt Options) (Result, error) {
 	s, err := open(opt)

@@ -42,7 +42,13 @@ type Plan struct {
 	Safety bool
 }
 
-// Decide is SPEC §5's decision table.
+// Decide is the pull's decision table (README "Commands", the pull
+// bullet; DESIGN.md "A pull"), first match wins:
+//
+//	an interrupted restore's snapshot still in the graph  → Resume it
+//	no head but this computer's last sync (or skipped)    → Nothing, or LocalAhead with local changes
+//	one new head, no local change, ours no longer a head  → FastForward (Safety when Last is gone)
+//	anything else (local changes, several heads)          → Conflict: the player picks
 func Decide(in Input) Plan {
 	// Snapshots the server's retention re-tagged have new ids; bases and
 	// this computer's records may name the old ones.
