@@ -9,5 +9,5 @@ make tools >/dev/null
 mkdir -p docs/screenshots
 INSTANCE_SYNC_SCREENSHOTS="$PWD/docs/screenshots" \
 INSTANCE_SYNC_TEST_RESTIC="${INSTANCE_SYNC_TEST_RESTIC:-$PWD/.bin/restic}" \
-  go test -count=1 -run '^TestGUI$' -v ./cmd/instance-sync/
+  go test -count=1 -run '^Test(Windows)?GUI$' -v ./cmd/instance-sync/
 ls -l docs/screenshots/

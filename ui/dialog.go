@@ -241,7 +241,7 @@ func (d *Dialogs) Login(ctx context.Context, l Login) (Credentials, error) {
 	url := l.URL
 	for {
 		var err error
-		url, err = d.tk.Entry(ctx, d.Title+": log in", "Server URL (the sync server your community runs):", url)
+		url, err = d.tk.Entry(ctx, d.Title+": log in", "Server URL (from your community):", url)
 		if err != nil {
 			return Credentials{}, err
 		}
@@ -277,7 +277,7 @@ func (d *Dialogs) pick(ctx context.Context, l Login, c Credentials) (string, err
 	list, ok := l.Instances(ctx, c)
 	if !ok {
 		id, err := d.tk.Entry(ctx, d.Title+": which instance",
-			"To continue an instance you sync on another computer, paste its id\n(\"instance-sync status\" there prints it).\nLeave it empty to start a new one.", "")
+			"Instance id, or empty for a new one:\nTo continue an instance you sync on another computer, paste its id\n(\"instance-sync status\" there prints it).\nLeave it empty to start a new one.", "")
 		return strings.TrimSpace(id), err
 	}
 	if len(list) == 0 {
@@ -287,7 +287,7 @@ func (d *Dialogs) pick(ctx context.Context, l Login, c Credentials) (string, err
 	for _, in := range list {
 		items = append(items, InstanceLine(in))
 	}
-	i, err := d.tk.List(ctx, d.Title+": which instance", "Continue one of your instances, or start a new one:", items)
+	i, err := d.tk.List(ctx, d.Title+": which instance", "Continue an instance, or a new one:", items)
 	if err != nil || i <= 0 || i > len(list) {
 		return "", err
 	}

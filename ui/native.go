@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ncruces/zenity"
 )
@@ -45,6 +46,9 @@ func (n native) Question(ctx context.Context, title, text, ok, extra, cancel str
 }
 
 func (n native) Entry(ctx context.Context, title, text, value string) (string, error) {
+	if runtime.GOOS == "windows" {
+		text = windowsLabel(text)
+	}
 	s, err := zenity.Entry(text, n.opts(ctx, title, zenity.EntryText(value), zenity.Width(460))...)
 	return s, answer(err)
 }
@@ -55,6 +59,9 @@ func (n native) Password(ctx context.Context, title string) (string, string, err
 }
 
 func (n native) List(ctx context.Context, title, text string, items []string) (int, error) {
+	if runtime.GOOS == "windows" {
+		text = windowsLabel(text)
+	}
 	s, err := zenity.List(text, items, n.opts(ctx, title, zenity.Width(560), zenity.Height(320), zenity.DisallowEmpty())...)
 	if err != nil {
 		return -1, answer(err)
@@ -99,7 +106,11 @@ func (p nativeProgress) Update(percent float64, lines []string) error {
 	if runtime.GOOS != "windows" && runtime.GOOS != "darwin" {
 		sep = `\n`
 	}
-	if err := p.d.Text(strings.Join(lines, sep)); err != nil {
+	text := strings.Join(lines, sep)
+	if runtime.GOOS == "windows" {
+		text = windowsProgressText(lines)
+	}
+	if err := p.d.Text(text); err != nil {
 		return err
 	}
 	return p.d.Value(int(min(max(percent, 0), 100) * 10))
@@ -107,3 +118,34 @@ func (p nativeProgress) Update(percent float64, lines []string) error {
 
 func (p nativeProgress) Close() error          { return p.d.Close() }
 func (p nativeProgress) Done() <-chan struct{} { return p.d.Done() }
+
+// windowsLabelRunes is about what the one-line label of the Win32 entry,
+// list and progress dialogs shows (241 dialog units at the system font);
+// longer text is cut off with an ellipsis.
+const windowsLabelRunes = 40
+
+// windowsLabel is the label the Win32 entry and list dialogs show: their
+// label is one short line, so only the text's first line, which the
+// dialogs keep short (the lines after it explain, where there is room).
+func windowsLabel(text string) string {
+	first, _, _ := strings.Cut(text, "\n")
+	return first
+}
+
+// windowsProgressText is the one line the Win32 progress dialog has room
+// for: the figures (the title names the operation), without the parts
+// that do not fit.
+func windowsProgressText(lines []string) string {
+	if len(lines) < 2 {
+		return strings.Join(lines, " ")
+	}
+	parts := strings.Split(lines[1], " · ")
+	text := parts[0]
+	for _, p := range parts[1:] {
+		if utf8.RuneCountInString(text+" · "+p) > windowsLabelRunes {
+			break
+		}
+		text += " · " + p
+	}
+	return text
+}
