@@ -183,7 +183,54 @@ func open(opt Options) (*session, error) {
 	return s, nil
 }
 
-func (s *session) close() { s.lock.Release() }
+func (s *session) close() {
+	s.unlockLeft()
+	s.lock.Release()
+}
+
+// unlockBound bounds a "restic unlock" after a failure: the server may
+// still be gone, and the game waits.
+const unlockBound = 10 * time.Second
+
+// unlockLeft removes the repository lock a failed backup or restore of this
+// session may have left on the server (restic was stopped while the
+// server did not answer, so it could not remove it). Left there, it would
+// hold the server's retention off for half an hour. restic unlock removes
+// only stale locks: those of processes that no longer run here. If the
+// server does not answer now, the next run that needs restic does it.
+func (s *session) unlockLeft() {
+	if s.restic == nil || !s.restic.LeftLock {
+		return
+	}
+	s.restic.LeftLock = false
+	ctx, cancel := context.WithTimeout(context.Background(), unlockBound)
+	defer cancel()
+	// A server that does not answer a request within seconds would not
+	// answer restic either: the next run unlocks, without a wait now.
+	probe := s.server
+	probe.Timeout = 3 * time.Second
+	if probe.Check(ctx, s.cfg.InstanceID) != nil {
+		s.markUnlockPending(true)
+		return
+	}
+	s.markUnlockPending(s.restic.Unlock(ctx) != nil)
+}
+
+// markUnlockPending records whether a stale lock may still be on the
+// server. It changes only that field of the saved state: the session's
+// own state may hold changes a failure left unsaved on purpose.
+func (s *session) markUnlockPending(pending bool) {
+	if s.state.UnlockPending == pending {
+		return
+	}
+	s.state.UnlockPending = pending
+	st, err := s.paths.LoadState()
+	if err != nil {
+		return
+	}
+	st.UnlockPending = pending
+	_ = s.paths.SaveState(&st)
+}
 
 // label is the instance's name for the player.
 func (s *session) label() string {
@@ -237,6 +284,11 @@ func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
 		return nil, err
 	}
 	s.restic = rc
+	if s.state.UnlockPending {
+		// An earlier run could not remove its stale lock.
+		rc.LeftLock = true
+		s.unlockLeft()
+	}
 	return s.restic, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	instancesync "git.timemachine.center/timemachine/instance-sync"
 	"git.timemachine.center/timemachine/instance-sync/instance"
@@ -286,5 +287,30 @@ func TestVersionProtocol(t *testing.T) {
 	}
 	if want := fmt.Sprintf("protocol: %d", Protocol); lines[1] != want {
 		t.Errorf("second line of version = %q, want %q", lines[1], want)
+	}
+}
+
+func TestResticStall(t *testing.T) {
+	for _, tt := range []struct {
+		cmd, env string
+		want     time.Duration
+		err      bool
+	}{
+		{"pull", "", pullStall, false},
+		{"wrap", "", pullStall, false},
+		{"push", "", 0, false},
+		{"status", "", 0, false},
+		{"push", "5m", 5 * time.Minute, false},
+		{"pull", "90s", 90 * time.Second, false},
+		{"pull", "soon", 0, true},
+		{"pull", "-1s", 0, true},
+	} {
+		got, err := resticStall(tt.cmd, tt.env)
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("resticStall(%q, %q) = %v, %v; want %v, error %v", tt.cmd, tt.env, got, err, tt.want, tt.err)
+		}
+		if err != nil && ExitCode(err) != ExitUsage {
+			t.Errorf("resticStall(%q, %q): exit %d, want a usage error", tt.cmd, tt.env, ExitCode(err))
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	instancesync "git.timemachine.center/timemachine/instance-sync"
 	"git.timemachine.center/timemachine/instance-sync/internal/flaghint"
@@ -177,16 +178,22 @@ func (c *command) options() (instancesync.Options, error) {
 		pack = wd
 	}
 	u, _ := c.newUI(env)
+	stall, err := resticStall(c.fs.Name(), env.Getenv("INSTANCE_SYNC_RESTIC_STALL"))
+	if err != nil {
+		return instancesync.Options{}, err
+	}
 	return instancesync.Options{
-		PackFolder:   pack,
-		TokenFile:    c.tokenFile,
-		ResticBinary: c.resticBinary,
-		NoDownload:   c.noDownload,
-		Label:        c.label,
-		InsecureHTTP: c.insecure,
-		UI:           u,
-		Stderr:       env.Stderr,
-		Getenv:       env.Getenv,
+		ResticStall:   stall,
+		ResticTimeout: stall,
+		PackFolder:    pack,
+		TokenFile:     c.tokenFile,
+		ResticBinary:  c.resticBinary,
+		NoDownload:    c.noDownload,
+		Label:         c.label,
+		InsecureHTTP:  c.insecure,
+		UI:            u,
+		Stderr:        env.Stderr,
+		Getenv:        env.Getenv,
 		// The name recorded with snapshots; the OS hostname by default.
 		Hostname:     env.Getenv("INSTANCE_SYNC_HOSTNAME"),
 		StartWatcher: c.watcher(env),
@@ -207,4 +214,28 @@ func (c *command) noArgs() error {
 // a newline).
 func oneLine(s string) string {
 	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+}
+
+// pullStall bounds how long the pre-launch pull waits for a server that
+// stopped answering mid-transfer before the game starts with the files as
+// they are (restic itself would retry for 15 minutes). A restic run
+// that moves no byte for this long is stopped.
+const pullStall = 45 * time.Second
+
+// resticStall is how long a restic run may show no progress: env
+// (INSTANCE_SYNC_RESTIC_STALL, e.g. "5m" on a very slow link) when set,
+// else pullStall for the pre-launch hooks (pull, wrap), else the engine's
+// default (0).
+func resticStall(cmd, env string) (time.Duration, error) {
+	if env != "" {
+		d, err := time.ParseDuration(env)
+		if err != nil || d <= 0 {
+			return 0, usagef("INSTANCE_SYNC_RESTIC_STALL=%q is not a duration like 90s or 5m", env)
+		}
+		return d, nil
+	}
+	if cmd == "pull" || cmd == "wrap" {
+		return pullStall, nil
+	}
+	return 0, nil
 }

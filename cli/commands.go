@@ -126,6 +126,11 @@ func cmdWrap(ctx context.Context, env Env, args []string) (int, error) {
 	if code != 0 {
 		fmt.Fprintf(env.Stderr, "instance-sync: %s exited with status %d; pushing anyway\n", rest[0], code)
 	}
+	if env.Getenv("INSTANCE_SYNC_RESTIC_STALL") == "" {
+		// The game is over: the push may wait for a slow server as long as
+		// a push hook would.
+		o.ResticStall, o.ResticTimeout = 0, 0
+	}
 	// The push runs even after an interrupt: its progress is what is at risk.
 	if perr := hook(context.WithoutCancel(ctx), o, "push"); perr != nil {
 		perrCode := report(env, fail(o, perr))

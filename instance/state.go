@@ -63,6 +63,9 @@ type State struct {
 	// computers at once holds a second key of the same password that
 	// restic would otherwise try first, and fail.
 	KeyHint string `json:"key_hint,omitempty"`
+	// UnlockPending: a failed backup or restore may have left restic's lock
+	// on the server, and "restic unlock" could not reach it yet.
+	UnlockPending bool `json:"unlock_pending,omitempty"`
 
 	manifestFile  string // where LoadManifest reads the manifest
 	manifestDirty bool   // SetManifest was called since the last save

@@ -74,6 +74,11 @@ type Client struct {
 	// Grace is how long restic gets to stop after an interrupt before it is
 	// killed (default 10s: it removes its repository lock on the way out).
 	Grace time.Duration
+	// LeftLock is set when a run that locks the repository (backup,
+	// restore) failed: restic may not have removed its lock (stopped while
+	// the server did not answer), and an exclusive operation (the server's
+	// prune) would wait for it to go stale. Unlock removes it.
+	LeftLock bool
 	// Environ is the environment to start from; default os.Environ().
 	Environ []string
 	// Command builds the process; tests may wrap it. Default exec.CommandContext.
@@ -256,6 +261,14 @@ func (c *Client) runLines(ctx context.Context, op string, watched bool, args []s
 	close(done)
 	mu.Lock()
 	defer mu.Unlock()
+	if err != nil && (op == "backup" || op == "restore") {
+		var ee *exec.ExitError
+		// Exit 3 (partial) ends normally; 10, 11 and 12 end before restic
+		// takes its lock.
+		if !errors.As(err, &ee) || ee.ExitCode() < 3 || ee.ExitCode() > 12 {
+			c.LeftLock = true
+		}
+	}
 	if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 		return &Error{Op: op, ExitCode: -1, Message: cause.Error(), Kind: cause}
 	}

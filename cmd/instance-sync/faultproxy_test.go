@@ -1,0 +1,283 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
+	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
+)
+
+// faultProxy is a reverse proxy in front of the rest-server that counts
+// requests and, once armed, fails request N and every one after it (the
+// server died mid-transfer): with a 500, by dropping the connection, or by
+// never answering.
+type faultProxy struct {
+	URL   string
+	srv   *http.Server
+	proxy *httputil.ReverseProxy
+
+	mu      sync.Mutex
+	n       int    // requests seen since the last arm
+	at      int    // first failing request; 0 = healthy
+	mode    string // "500", "drop", "stall"
+	release chan struct{}
+}
+
+func startFaultProxy(t *testing.T, backend string) *faultProxy {
+	t.Helper()
+	u, err := url.Parse(backend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{URL: "http://" + ln.Addr().String(), proxy: httputil.NewSingleHostReverseProxy(u), release: make(chan struct{})}
+	p.proxy.ErrorLog = nil
+	p.srv = &http.Server{Handler: p}
+	go func() { _ = p.srv.Serve(ln) }()
+	t.Cleanup(func() {
+		p.arm("", 0)
+		p.srv.Close()
+	})
+	return p
+}
+
+// arm makes request at (counted from now) and every later one fail as
+// mode says; at 0 heals the server. It returns how many requests the
+// proxy saw since the last arm.
+func (p *faultProxy) arm(mode string, at int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := p.n
+	close(p.release) // stalled requests end
+	p.n, p.at, p.mode, p.release = 0, at, mode, make(chan struct{})
+	return seen
+}
+
+func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	p.n++
+	fail := p.at > 0 && p.n >= p.at
+	mode, release := p.mode, p.release
+	p.mu.Unlock()
+	if !fail {
+		p.proxy.ServeHTTP(w, r)
+		return
+	}
+	switch mode {
+	case "500":
+		http.Error(w, "injected failure", http.StatusInternalServerError)
+	case "drop":
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				c.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler)
+	case "stall":
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// TestServerFaults runs pull and push against a server that fails at
+// request N (500, dropped connection, no answer), for N spread over a
+// whole run, and checks after each: a failed pull warns and exits 0 (the
+// game starts) within a bound, leaves the pack folder as it was or as the
+// snapshot has it; a failed push loses nothing; once the server is back a
+// healthy run converges, no restic lock is left on the server, and every
+// computer has the same files.
+//
+// ISYNC_SERVER_FAULTS sets how many values of N each mode and operation
+// tries (default 1; e.g. 12 for a long sweep).
+func TestServerFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: fails a real server under real syncs")
+	}
+	if filepath.Separator != '/' {
+		t.Skip("Unix paths")
+	}
+	realRestic := testenv.Restic(t)
+	points := 1
+	if v := os.Getenv("ISYNC_SERVER_FAULTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("ISYNC_SERVER_FAULTS=%q", v)
+		}
+		points = n
+	}
+	bin := buildBinary(t)
+	work := t.TempDir()
+	srv, err := testserver.Start(filepath.Join(work, "server"), "", map[string]string{"alice": "alice-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	proxy := startFaultProxy(t, srv.URL)
+	token := filepath.Join(work, "token")
+	if err := os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A short stall bound keeps the test quick; the hooks' own default is
+	// what TestServerFaults measures against (hookBound).
+	pcA := newComputer(t, bin, realRestic, filepath.Join(work, "homeA"))
+	pcB := newComputer(t, bin, realRestic, filepath.Join(work, "homeB"))
+	for _, pc := range []*computer{pcA, pcB} {
+		pc.env = append(pc.env, "INSTANCE_SYNC_RESTIC_STALL=4s", "INSTANCE_SYNC_HOSTNAME=pc")
+	}
+	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")
+	rng := rand.New(rand.NewPCG(3, 4))
+	change := func(pack string, round int) {
+		for j := range 3 {
+			data := make([]byte, 200<<10+rng.IntN(1000))
+			for i := range data {
+				data[i] = byte(rng.Uint32())
+			}
+			writeTestFile(t, pack, fmt.Sprintf("saves/World/region/r.%d.0.mca", (round*3+j)%8), string(data))
+		}
+		writeTestFile(t, pack, "saves/World/level.dat", fmt.Sprintf("level round %d in %s", round, filepath.Base(pack)))
+	}
+	for i := range 8 {
+		writeTestFile(t, a, fmt.Sprintf("saves/World/region/r.%d.0.mca", i), strings.Repeat(strconv.Itoa(i), 100<<10))
+	}
+	pcA.must(a, "init", "--url="+proxy.URL, "--token-file="+token)
+	pcA.must(a, "push")
+	cfg, err := instance.Paths{Pack: a}.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	locks := filepath.Join(srv.DataDir, "alice", cfg.InstanceID, "locks")
+	if err := os.MkdirAll(b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pcB.must(b, "init", "--url="+proxy.URL, "--token-file="+token, "--join="+cfg.InstanceID)
+	pcB.must(b, "pull")
+	sameScope(t, a, b)
+
+	// How many requests a changed pull and a push make, to spread N over.
+	change(a, 0)
+	pcA.must(a, "push")
+	proxy.arm("", 0)
+	pcB.must(b, "pull")
+	pullRequests := proxy.arm("", 0)
+	change(b, 0)
+	pcB.must(b, "push")
+	pushRequests := proxy.arm("", 0)
+	pcA.must(a, "pull")
+	t.Logf("a changed pull makes %d requests, a push %d", pullRequests, pushRequests)
+
+	const bound = 90 * time.Second // far below restic's own 15 minutes of retries
+	round := 1
+	noLocks := func(what string) {
+		t.Helper()
+		entries, _ := os.ReadDir(locks)
+		if len(entries) > 0 {
+			t.Fatalf("%s: %d restic locks left on the server", what, len(entries))
+		}
+	}
+	for _, mode := range []string{"500", "drop", "stall"} {
+		for i := range points {
+			// Pull: a pushed a new version; the server fails at request n
+			// of b's pull.
+			n := spread(i, points, pullRequests) - len(mode)%3
+			change(a, round)
+			pcA.must(a, "push")
+			before := digests(t, b)
+			proxy.arm(mode, n)
+			start := time.Now()
+			out, code := pcB.run(b, "pull")
+			took := time.Since(start)
+			proxy.arm("", 0)
+			what := fmt.Sprintf("pull, %s at request %d of %d", mode, n, pullRequests)
+			if code != 0 || !strings.Contains(out, "warning") && !strings.Contains(out, "restored") {
+				t.Fatalf("%s: exit %d, want 0 (the game starts)\n%s", what, code, out)
+			}
+			if took > bound {
+				t.Fatalf("%s took %s, more than %s", what, took.Round(time.Second), bound)
+			}
+			t.Logf("%s: exit %d after %s", what, code, took.Round(100*time.Millisecond))
+			if after := digests(t, b); !strings.Contains(out, "restored") && after != before {
+				t.Fatalf("%s: the pull failed but changed the pack folder\n%s", what, out)
+			}
+			pcB.must(b, "pull")
+			sameScope(t, a, b)
+			noLocks(what + ", then a healthy pull")
+
+			// Push: b made progress; the server fails at request n of the
+			// push. Whatever the exit code, nothing is lost.
+			n = spread(i, points, pushRequests)
+			change(b, round)
+			want := digests(t, b)
+			proxy.arm(mode, n)
+			start = time.Now()
+			out, code = pcB.run(b, "push")
+			took = time.Since(start)
+			t.Logf("push, %s at request %d: exit %d after %s", mode, n, code, took.Round(100*time.Millisecond))
+			proxy.arm("", 0)
+			what = fmt.Sprintf("push, %s at request %d of %d", mode, n, pushRequests)
+			if took > bound {
+				t.Fatalf("%s took %s, more than %s\n%s", what, took.Round(time.Second), bound, out)
+			}
+			if digests(t, b) != want {
+				t.Fatalf("%s changed the pack folder\n%s", what, out)
+			}
+			pcB.must(b, "push")
+			noLocks(what + ", then a healthy push")
+			pcA.must(a, "pull")
+			sameScope(t, a, b)
+			round++
+		}
+	}
+}
+
+// spread is the i-th of points request numbers over a run of requests,
+// the first late in the run (where restic holds its lock), the others
+// spread down to the start.
+func spread(i, points, requests int) int {
+	n := requests - 2 - i*(requests-3)/points
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
+
+// digests is one line per synced file of pack: its path and SHA-256.
+func digests(t *testing.T, pack string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.Walk(filepath.Join(pack, "saves"), func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(pack, p)
+		lines = append(lines, rel+" "+hash(data))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
