@@ -138,8 +138,8 @@ func configure(ctx context.Context, getenv func(string) string, out, platforms s
 		}
 		cfg.out = filepath.Join(wd, cfg.out)
 	}
-	if cfg.out == root || strings.HasPrefix(root, cfg.out+string(filepath.Separator)) {
-		return nil, fmt.Errorf("-out=%s would empty the repository; name a folder of its own", out)
+	if err := safeToEmpty(cfg.out, root); err != nil {
+		return nil, err
 	}
 
 	cfg.targets, err = selectTargets(platforms)
@@ -199,6 +199,28 @@ const defaultBaseURL = "https://git.timemachine.center/timemachine/instance-sync
 
 // zipEpoch is the earliest time a zip entry can carry.
 var zipEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// safeToEmpty refuses an output folder that holds the repository or
+// anything a release does not write: the release empties it first.
+func safeToEmpty(out, root string) error {
+	if rel, err := filepath.Rel(out, root); err == nil && !strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("-out=%s holds the repository and would be emptied; name a folder of its own", out)
+	}
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		return nil // not there yet (or unreadable: creating it will say)
+	}
+	ours := map[string]bool{"SHA256SUMS": true, "scoop": true, "winget": true}
+	for _, t := range allTargets {
+		ours[t.archive()] = true
+	}
+	for _, e := range entries {
+		if !ours[e.Name()] {
+			return fmt.Errorf("-out=%s holds %s, which no release writes, and would be emptied; name an empty folder or an earlier release's", out, e.Name())
+		}
+	}
+	return nil
+}
 
 func selectTargets(platforms string) ([]target, error) {
 	if platforms == "" {

@@ -364,3 +364,32 @@ func TestSignerFromEnv(t *testing.T) {
 		t.Errorf("missing certificate file: %v", err)
 	}
 }
+
+// The release empties its output folder, so it refuses one that holds the
+// repository or files it did not write; an earlier release's is fine.
+func TestSafeToEmpty(t *testing.T) {
+	root := t.TempDir()
+	if err := safeToEmpty(root, root); err == nil {
+		t.Error("the repository itself accepted")
+	}
+	if err := safeToEmpty(filepath.Dir(root), root); err == nil {
+		t.Error("the repository's parent accepted")
+	}
+	if err := safeToEmpty("/", root); err == nil {
+		t.Error("/ accepted")
+	}
+	out := filepath.Join(t.TempDir(), "dist")
+	if err := safeToEmpty(out, root); err != nil {
+		t.Errorf("a folder not there yet: %v", err)
+	}
+	os.MkdirAll(filepath.Join(out, "winget"), 0o755)
+	os.WriteFile(filepath.Join(out, "SHA256SUMS"), nil, 0o644)
+	os.WriteFile(filepath.Join(out, "instance-sync_windows_amd64.zip"), nil, 0o644)
+	if err := safeToEmpty(out, root); err != nil {
+		t.Errorf("an earlier release: %v", err)
+	}
+	os.WriteFile(filepath.Join(out, "notes.txt"), nil, 0o644)
+	if err := safeToEmpty(out, root); err == nil || !strings.Contains(err.Error(), "notes.txt") {
+		t.Errorf("a folder with other files: %v", err)
+	}
+}
