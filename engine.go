@@ -88,8 +88,10 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("conflict: %s; nothing was changed. Choose with \"instance-sync pull --prefer=cloud\" (safety snapshot of this computer's files, then the cloud version) or \"--prefer=local\" (keep this computer's files)", e.Reason)
 }
 
-// ErrCancelled means the player cancelled (the launch). Exit code 3.
-var ErrCancelled = errors.New("cancelled by the player")
+// ErrCancelled means the player cancelled (the launch, a dialog, a
+// progress window). Exit code 3. It is ui.ErrCancelled: one value whether
+// the UI or the engine noticed.
+var ErrCancelled = ui.ErrCancelled
 
 func (o *Options) defaults() error {
 	if o.PackFolder == "" {

@@ -177,7 +177,7 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 		var err error
 		choice, err = s.opt.UI.Conflict(ctx, c)
 		if errors.Is(err, ui.ErrHeadless) {
-			for _, line := range DescribeConflict(c) {
+			for _, line := range ui.DescribeConflict(c) {
 				s.opt.UI.Info(line)
 			}
 			return Result{}, &ConflictError{Reason: plan.Reason, Heads: plan.Heads}

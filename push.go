@@ -179,14 +179,14 @@ func pushedMessage(sum restic.BackupSummary, ch scope.Changes, known bool) strin
 	var what string
 	switch {
 	case changed > 0 && deleted > 0:
-		what = fmt.Sprintf("%s changed, %d deleted", plural(changed, "file"), deleted)
+		what = fmt.Sprintf("%s changed, %d deleted", ui.Plural(changed, "file"), deleted)
 	case deleted > 0:
-		what = plural(deleted, "file") + " deleted"
+		what = ui.Plural(deleted, "file") + " deleted"
 	default:
-		what = plural(changed, "file") + " changed"
+		what = ui.Plural(changed, "file") + " changed"
 	}
 	return fmt.Sprintf("pushed snapshot %s: %s, %s uploaded; %s, %s in the snapshot",
-		short(sum.SnapshotID), what, ui.HumanBytes(sum.DataAddedPacked), plural(int(sum.TotalFiles), "file"), ui.HumanBytes(sum.TotalBytes))
+		short(sum.SnapshotID), what, ui.HumanBytes(sum.DataAddedPacked), ui.Plural(int(sum.TotalFiles), "file"), ui.HumanBytes(sum.TotalBytes))
 }
 
 // backup writes the file lists and runs restic backup from the pack folder

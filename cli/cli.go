@@ -66,7 +66,7 @@ func ExitCode(err error) int {
 		return xe.code
 	case errors.As(err, &ue):
 		return ExitUsage
-	case errors.As(err, &ce), errors.Is(err, instancesync.ErrCancelled), errors.Is(err, ui.ErrCancelled):
+	case errors.As(err, &ce), errors.Is(err, ui.ErrCancelled):
 		return ExitConflict
 	case errors.Is(err, remote.ErrAuth), errors.Is(err, restic.ErrWrongPassword):
 		return ExitAuth

@@ -64,7 +64,7 @@ func TestSetupTerminal(t *testing.T) {
 	}
 	defer srv.Close()
 	pack := t.TempDir()
-	input := strings.Join([]string{srv.URL, "alice", "wrong-pw", srv.URL, "alice", "right-pw", ""}, "\n") + "\n"
+	input := strings.Join([]string{srv.URL, "alice", "wrong-pw", "alice", "right-pw", ""}, "\n") + "\n"
 	out, errs, code := run(t, input, true, "setup", "--pack-folder="+pack)
 	if code != 0 {
 		t.Fatalf("setup exit %d\nstdout: %s\nstderr: %s", code, out, errs)

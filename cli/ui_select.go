@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/term"
 
-	instancesync "git.timemachine.center/timemachine/instance-sync"
 	"git.timemachine.center/timemachine/instance-sync/ui"
 )
 
@@ -51,7 +50,7 @@ func (c *command) newUI(env Env) (ui.UI, ui.Pick) {
 	if env.Getenv("INSTANCE_SYNC_DEBUG_UI") != "" {
 		env.Stderr.Write([]byte("instance-sync: " + p.String() + "\n"))
 	}
-	return ui.New(p, ui.Setup{Stdout: env.Stdout, Stderr: env.Stderr, Describe: instancesync.DescribeConflict}), p
+	return ui.New(p, ui.Setup{Stdout: env.Stdout, Stderr: env.Stderr}), p
 }
 
 // uiContext returns ctx cancelled (with ui.ErrCancelled as its cause) when
@@ -74,5 +73,5 @@ func uiContext(ctx context.Context, u ui.UI) (context.Context, context.CancelFun
 
 // cancelled reports whether err is the player's own choice to stop.
 func cancelled(err error) bool {
-	return errors.Is(err, ui.ErrCancelled) || errors.Is(err, instancesync.ErrCancelled)
+	return errors.Is(err, ui.ErrCancelled)
 }

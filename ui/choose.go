@@ -149,8 +149,6 @@ type Setup struct {
 	Stdout, Stderr io.Writer
 	// Toolkit draws the dialogs; nil is NativeToolkit.
 	Toolkit Toolkit
-	// Describe renders a conflict's facts (the engine's DescribeConflict).
-	Describe func(Conflict) []string
 }
 
 // New builds the UI a Pick names.
@@ -166,9 +164,7 @@ func New(p Pick, s Setup) UI {
 		if tk == nil {
 			tk = NativeToolkit()
 		}
-		d := NewDialogs(tk, NewPlain(human))
-		d.Describe = s.Describe
-		u = d
+		u = NewDialogs(tk, NewPlain(human))
 	case KindTerminal:
 		u = NewTerminal(human, p.Color)
 	default:

@@ -72,9 +72,6 @@ type Dialogs struct {
 	// Delay is how long an operation runs before its progress window
 	// opens: quick syncs should not flash a window at every launch.
 	Delay time.Duration
-	// Describe renders a conflict's facts as lines; the engine's
-	// DescribeConflict, so the dialog and the log say the same.
-	Describe func(Conflict) []string
 
 	mu      sync.Mutex
 	gen     int // counts progress operations, so a late timer opens nothing
@@ -147,7 +144,7 @@ func Sentence(msg string) string {
 // launch. Closing the window cancels the launch.
 func (d *Dialogs) Conflict(ctx context.Context, c Conflict) (Choice, error) {
 	d.closeProgress()
-	b, err := d.tk.Question(ctx, d.Title+": choose a version", ConflictText(c, d.Describe), "Use cloud", "Keep local", "Cancel launch")
+	b, err := d.tk.Question(ctx, d.Title+": choose a version", ConflictText(c), "Use cloud", "Keep local", "Cancel launch")
 	if errors.Is(err, ErrCancelled) {
 		return ChoiceCancel, ErrCancelled
 	}
@@ -167,17 +164,14 @@ func (d *Dialogs) Conflict(ctx context.Context, c Conflict) (Choice, error) {
 }
 
 // ConflictText is the conflict dialog's text.
-func ConflictText(c Conflict, describe func(Conflict) []string) string {
+func ConflictText(c Conflict) string {
 	var b strings.Builder
 	name := c.Instance
 	if name == "" {
 		name = "This instance"
 	}
 	fmt.Fprintf(&b, "%s was played on this computer and on another one since they last synced.\n\n", name)
-	if describe == nil {
-		describe = describeSides
-	}
-	for _, l := range describe(c) {
+	for _, l := range DescribeConflict(c) {
 		if strings.HasPrefix(l, "nothing is lost") {
 			continue // said below with the button names
 		}
@@ -192,31 +186,6 @@ func ConflictText(c Conflict, describe func(Conflict) []string) string {
 	b.WriteString("Keep local: plays this computer's files; the cloud version stays in history.\n")
 	b.WriteString("Cancel launch: changes nothing.")
 	return b.String()
-}
-
-func describeSides(c Conflict) []string {
-	out := []string{"this computer: " + sideLine(c.Local)}
-	for _, s := range c.Cloud {
-		out = append(out, "cloud: "+sideLine(s))
-	}
-	return out
-}
-
-func sideLine(s Side) string {
-	l := s.Host
-	if s.Label != "" {
-		l += " (" + s.Label + ")"
-	}
-	if !s.Time.IsZero() {
-		l += " " + s.Time.Local().Format("2006-01-02 15:04")
-	}
-	if s.Files > 0 {
-		l += fmt.Sprintf(", %d files, %s", s.Files, HumanBytes(s.Size))
-	}
-	if len(s.Worlds) > 0 {
-		l += ", worlds: " + strings.Join(s.Worlds, ", ")
-	}
-	return l
 }
 
 // AskRelogin tells the player the server refused this computer's login
@@ -235,42 +204,24 @@ func (d *Dialogs) AskRelogin(ctx context.Context, problem, op string) bool {
 	return err == nil && b == ButtonOK
 }
 
-// Login asks for the server URL, then user and password until the server
-// accepts them, then which instance to join.
+// Login asks for a login with dialogs (see runLogin).
 func (d *Dialogs) Login(ctx context.Context, l Login) (Credentials, error) {
-	url := l.URL
-	for {
-		var err error
-		url, err = d.tk.Entry(ctx, d.Title+": log in", "Server URL (from your community):", url)
-		if err != nil {
-			return Credentials{}, err
-		}
-		url = strings.TrimSpace(url)
-		for {
-			user, pw, err := d.tk.Password(ctx, d.Title+": log in to "+url)
-			if err != nil {
-				return Credentials{}, err
-			}
-			c := Credentials{URL: url, User: strings.TrimSpace(user), Password: pw}
-			if l.Check != nil {
-				if err := l.Check(ctx, c.URL, c.User, c.Password); err != nil {
-					if merr := d.tk.Message(ctx, MessageError, d.Title+": log in", Sentence(err.Error()+"; try again")); merr != nil && !errors.Is(merr, ErrCancelled) {
-						return Credentials{}, merr
-					}
-					if errors.Is(err, ErrBadCredentials) {
-						continue // same server, ask for the password again
-					}
-					break // maybe the URL is wrong: ask from the start
-				}
-			}
-			if l.Instances != nil {
-				if c.Join, err = d.pick(ctx, l, c); err != nil {
-					return Credentials{}, err
-				}
-			}
-			return c, nil
-		}
+	return runLogin(ctx, d, l)
+}
+
+func (d *Dialogs) askURL(ctx context.Context, def string) (string, error) {
+	return d.tk.Entry(ctx, d.Title+": log in", "Server URL (from your community):", def)
+}
+
+func (d *Dialogs) askAccount(ctx context.Context, url string) (string, string, error) {
+	return d.tk.Password(ctx, d.Title+": log in to "+url)
+}
+
+func (d *Dialogs) refused(ctx context.Context, err error) error {
+	if merr := d.tk.Message(ctx, MessageError, d.Title+": log in", Sentence(err.Error()+"; try again")); merr != nil && !errors.Is(merr, ErrCancelled) {
+		return merr
 	}
+	return nil
 }
 
 func (d *Dialogs) pick(ctx context.Context, l Login, c Credentials) (string, error) {

@@ -169,47 +169,36 @@ func (t *Terminal) Login(ctx context.Context, l Login) (Credentials, error) {
 	if t.in == nil {
 		t.in = bufio.NewReader(t.In)
 	}
-	def := l.URL
-	for {
-		if err := ctx.Err(); err != nil {
-			return Credentials{}, err
-		}
-		server, err := t.ask(fmt.Sprintf("Server URL [%s]: ", def))
-		if err != nil {
-			return Credentials{}, err
-		}
-		if server == "" {
-			server = def
-		}
-		user, err := t.ask("User: ")
-		if err != nil {
-			return Credentials{}, err
-		}
-		t.say("Password: ")
-		var pw string
-		if t.ReadPassword != nil {
-			pw, err = t.ReadPassword()
-			t.say("\n")
-		} else {
-			pw, err = t.readLine()
-		}
-		if err != nil {
-			return Credentials{}, err
-		}
-		c := Credentials{URL: server, User: user, Password: pw}
-		if l.Check != nil {
-			if err := l.Check(ctx, server, user, pw); err != nil {
-				t.say(fmt.Sprintf("%v; try again\n", err))
-				continue
-			}
-		}
-		if l.Instances != nil {
-			if c.Join, err = t.pick(ctx, l, c); err != nil {
-				return Credentials{}, err
-			}
-		}
-		return c, nil
+	return runLogin(ctx, t, l)
+}
+
+func (t *Terminal) askURL(_ context.Context, def string) (string, error) {
+	server, err := t.ask(fmt.Sprintf("Server URL [%s]: ", def))
+	if server == "" {
+		server = def
 	}
+	return server, err
+}
+
+func (t *Terminal) askAccount(context.Context, string) (string, string, error) {
+	user, err := t.ask("User: ")
+	if err != nil {
+		return "", "", err
+	}
+	t.say("Password: ")
+	var pw string
+	if t.ReadPassword != nil {
+		pw, err = t.ReadPassword()
+		t.say("\n")
+	} else {
+		pw, err = t.readLine()
+	}
+	return user, pw, err
+}
+
+func (t *Terminal) refused(_ context.Context, err error) error {
+	t.say(fmt.Sprintf("%v; try again\n", err))
+	return nil
 }
 
 func (t *Terminal) pick(ctx context.Context, l Login, c Credentials) (string, error) {

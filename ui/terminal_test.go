@@ -78,12 +78,20 @@ func TestTerminalConflictHeadless(t *testing.T) {
 func TestTerminalLogin(t *testing.T) {
 	var out strings.Builder
 	tm := NewTerminal(&out, false)
-	tm.In = strings.NewReader("\nalice\nwrong\nhttps://b\nalice\npw\n2\n")
+	// The default URL; a wrong password (the account is asked again on the
+	// same server); a refusal that is not the password (the URL is asked
+	// again, prefilled with the last one); then the right server.
+	tm.In = strings.NewReader("\nalice\nwrong\nalice\npw\nhttps://b\nalice\npw\n2\n")
+	var checks []string
 	c, err := tm.Login(context.Background(), Login{
 		URL: "https://a",
 		Check: func(_ context.Context, url, user, pw string) error {
-			if pw == "wrong" {
+			checks = append(checks, url+" "+user+" "+pw)
+			switch {
+			case pw == "wrong":
 				return ErrBadCredentials
+			case url == "https://a":
+				return errors.New("server unreachable; check the URL")
 			}
 			return nil
 		},
@@ -94,7 +102,10 @@ func TestTerminalLogin(t *testing.T) {
 	if err != nil || c.URL != "https://b" || c.Join != "01B" {
 		t.Fatalf("%+v %v\n%s", c, err, out.String())
 	}
-	if !strings.Contains(out.String(), "Server URL [https://a]: ") || !strings.Contains(out.String(), "wrong user or password; try again\n") {
+	if want := "https://a alice wrong\nhttps://a alice pw\nhttps://b alice pw"; strings.Join(checks, "\n") != want {
+		t.Fatalf("checks:\n%s\nwant:\n%s", strings.Join(checks, "\n"), want)
+	}
+	if strings.Count(out.String(), "Server URL [https://a]: ") != 2 || !strings.Contains(out.String(), "wrong user or password; try again\n") || !strings.Contains(out.String(), "server unreachable; check the URL; try again\n") {
 		t.Fatal(out.String())
 	}
 	// End of input is a cancel, not an endless loop of empty answers.

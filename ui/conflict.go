@@ -1,16 +1,14 @@
-package instancesync
+package ui
 
 import (
 	"fmt"
 	"strings"
 	"time"
-
-	"git.timemachine.center/timemachine/instance-sync/ui"
 )
 
 // DescribeConflict renders a conflict as lines for a terminal or a
-// launcher log: the same facts the dialog shows.
-func DescribeConflict(c ui.Conflict) []string {
+// launcher log; the dialog shows the same lines.
+func DescribeConflict(c Conflict) []string {
 	lines := []string{"this computer: " + side(c.Local, "changed")}
 	for i, h := range c.Cloud {
 		name := "cloud"
@@ -23,7 +21,7 @@ func DescribeConflict(c ui.Conflict) []string {
 	return lines
 }
 
-func side(s ui.Side, verb string) string {
+func side(s Side, verb string) string {
 	var b strings.Builder
 	if s.SnapshotID != "" {
 		fmt.Fprintf(&b, "%.8s ", s.SnapshotID)
@@ -37,7 +35,7 @@ func side(s ui.Side, verb string) string {
 		fmt.Fprintf(&b, " %s (%s)", Ago(time.Since(s.Time)), s.Time.Local().Format("2006-01-02 15:04"))
 	}
 	if s.Files > 0 {
-		fmt.Fprintf(&b, ", %s, %s", plural(s.Files, "file"), ui.HumanBytes(s.Size))
+		fmt.Fprintf(&b, ", %s, %s", Plural(s.Files, "file"), HumanBytes(s.Size))
 	}
 	if len(s.Worlds) > 0 {
 		fmt.Fprintf(&b, ", worlds: %s", strings.Join(s.Worlds, ", "))
@@ -51,15 +49,16 @@ func Ago(d time.Duration) string {
 	case d < time.Minute:
 		return "just now"
 	case d < time.Hour:
-		return plural(int(d/time.Minute), "minute") + " ago"
+		return Plural(int(d/time.Minute), "minute") + " ago"
 	case d < 48*time.Hour:
-		return plural(int(d/time.Hour), "hour") + " ago"
+		return Plural(int(d/time.Hour), "hour") + " ago"
 	default:
-		return plural(int(d/(24*time.Hour)), "day") + " ago"
+		return Plural(int(d/(24*time.Hour)), "day") + " ago"
 	}
 }
 
-func plural(n int, unit string) string {
+// Plural counts a unit in English: "1 file", "3 files".
+func Plural(n int, unit string) string {
 	if n == 1 {
 		return "1 " + unit
 	}
