@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/ncruces/zenity"
@@ -89,16 +90,46 @@ func (n native) Message(ctx context.Context, kind MessageKind, title, text strin
 }
 
 func (n native) Progress(ctx context.Context, title string) (ProgressWindow, error) {
-	dlg, err := zenity.Progress(n.opts(ctx, title, zenity.MaxValue(1000), zenity.Width(460), zenity.CancelLabel("Cancel"))...)
+	dlg, err := openProgress(ctx, title)
 	if err != nil {
 		return nil, err
 	}
-	return nativeProgress{dlg}, nil
+	p := &nativeProgress{n: n, ctx: ctx, title: title, d: dlg, done: make(chan struct{})}
+	go p.watch()
+	return p, nil
 }
 
-type nativeProgress struct{ d zenity.ProgressDialog }
+func openProgress(ctx context.Context, title string) (zenity.ProgressDialog, error) {
+	return zenity.Progress(native{}.opts(ctx, title, zenity.MaxValue(1000), zenity.Width(460), zenity.CancelLabel("Cancel"))...)
+}
 
-func (p nativeProgress) Update(percent float64, lines []string) error {
+// nativeProgress is a progress window. On Windows, Enter presses the
+// dialog's OK button (disabled until the end, but the key still reaches
+// it), which closes the window just as Cancel does and cannot be told
+// from it; so a window closed by the player there asks first, and
+// "Continue" opens it again.
+type nativeProgress struct {
+	n     native
+	ctx   context.Context
+	title string
+	done  chan struct{}
+
+	mu      sync.Mutex
+	d       zenity.ProgressDialog
+	closed  bool // by Close
+	percent float64
+	lines   []string
+}
+
+func (p *nativeProgress) Update(percent float64, lines []string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.percent, p.lines = percent, lines
+	return p.show()
+}
+
+// show puts the last figures in the window; p.mu is held.
+func (p *nativeProgress) show() error {
 	// zenity's progress text is one line of its stdin protocol, where it
 	// turns the two characters \n into a line break; the Windows and
 	// macOS dialogs take the text as it is.
@@ -106,18 +137,60 @@ func (p nativeProgress) Update(percent float64, lines []string) error {
 	if runtime.GOOS != "windows" && runtime.GOOS != "darwin" {
 		sep = `\n`
 	}
-	text := strings.Join(lines, sep)
+	text := strings.Join(p.lines, sep)
 	if runtime.GOOS == "windows" {
-		text = windowsProgressText(lines)
+		text = windowsProgressText(p.lines)
 	}
 	if err := p.d.Text(text); err != nil {
 		return err
 	}
-	return p.d.Value(int(min(max(percent, 0), 100) * 10))
+	return p.d.Value(int(min(max(p.percent, 0), 100) * 10))
 }
 
-func (p nativeProgress) Close() error          { return p.d.Close() }
-func (p nativeProgress) Done() <-chan struct{} { return p.d.Done() }
+// watch closes done when the window is gone for good: closed by Close,
+// or by the player (on Windows: who then chose to stop).
+func (p *nativeProgress) watch() {
+	defer close(p.done)
+	for {
+		p.mu.Lock()
+		d := p.d
+		p.mu.Unlock()
+		<-d.Done()
+		p.mu.Lock()
+		closed := p.closed
+		p.mu.Unlock()
+		if closed || runtime.GOOS != "windows" {
+			return
+		}
+		b, err := p.n.Question(p.ctx, p.title, "Stop this sync? Nothing is lost either way.", "Continue", "", "Stop")
+		if err != nil && !errors.Is(err, ErrCancelled) || b != ButtonOK {
+			return
+		}
+		nd, err := openProgress(p.ctx, p.title)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.d = nd
+		if p.closed {
+			p.mu.Unlock()
+			_ = nd.Close()
+			return
+		}
+		_ = p.show()
+		p.mu.Unlock()
+	}
+}
+
+func (p *nativeProgress) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	d := p.d
+	p.mu.Unlock()
+	return d.Close()
+}
+
+func (p *nativeProgress) Done() <-chan struct{} { return p.done }
 
 // windowsLabelRunes is about what the one-line label of the Win32 entry,
 // list and progress dialogs shows (241 dialog units at the system font);

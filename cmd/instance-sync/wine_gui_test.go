@@ -65,7 +65,7 @@ func TestWindowsGUI(t *testing.T) {
 		if slow.Load() && r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/data/") {
 			select {
 			case <-r.Context().Done():
-			case <-time.After(20 * time.Second):
+			case <-time.After(90 * time.Second):
 			}
 		}
 		return false
@@ -150,7 +150,24 @@ func TestWindowsGUI(t *testing.T) {
 		g.window("saving your game")
 		time.Sleep(1500 * time.Millisecond) // let restic report some progress
 		g.shot("windows-progress")
-		g.key("Escape")
+		// Enter presses the window's OK button, which closes it like
+		// Cancel: the push goes on and asks; Enter again continues it.
+		g.key("Return")
+		select {
+		case err := <-r.done:
+			r.done <- err
+			out, _ := os.ReadFile(r.out)
+			t.Fatalf("Enter in the progress window ended the push: %v\n%s", err, out)
+		case <-time.After(2 * time.Second):
+		}
+		g.window("saving your game")
+		g.shot("windows-progress-stop")
+		g.key("Return")
+		time.Sleep(2 * time.Second)
+		g.window("saving your game")
+		g.key("Escape") // Cancel: asks again
+		g.window("saving your game")
+		g.key("Escape") // Stop
 		code, out := r.wait()
 		slow.Store(false)
 		if code != 3 || !strings.Contains(out, "cancelled by the player") {
