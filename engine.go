@@ -73,10 +73,31 @@ type Options struct {
 
 // Result says what an operation did.
 type Result struct {
-	Action   string // e.g. nothing, pushed, fast-forward, not-opted-in
+	Action   Action
 	Snapshot string // the snapshot synced with, when there is one
 	Message  string
 }
+
+// Action is what a sync did: Result.Action, and the "action" of the --json
+// done event (README, "--json events").
+type Action string
+
+// The actions. A pull's fast-forward and resume take history.Action's
+// names.
+const (
+	ActionNotOptedIn  Action = "not-opted-in" // no sync.json: nothing said, nothing done
+	ActionOffline     Action = "offline"      // the server could not be reached; the pull let the game start
+	ActionNothing     Action = "nothing"
+	ActionLocalAhead  Action = "local-ahead"
+	ActionFastForward Action = "fast-forward"
+	ActionResume      Action = "resume"
+	ActionNotRestored Action = "not-restored" // the restore failed and changed nothing
+	ActionKeptLocal   Action = "kept-local"
+	ActionUsedCloud   Action = "used-cloud"
+	ActionPushed      Action = "pushed"
+	ActionRestored    Action = "restored"
+	ActionAuthFailed  Action = "auth-failed" // a hook went on without sync: the server refused the token
+)
 
 // ConflictError is a conflict that was not resolved. Exit code 3.
 type ConflictError struct {

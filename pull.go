@@ -24,7 +24,7 @@ import (
 func Pull(ctx context.Context, opt Options) (Result, error) {
 	s, err := open(opt)
 	if errors.Is(err, instance.ErrNotOptedIn) {
-		return Result{Action: "not-opted-in"}, nil
+		return Result{Action: ActionNotOptedIn}, nil
 	}
 	if err != nil {
 		return Result{}, err
@@ -39,14 +39,14 @@ func Pull(ctx context.Context, opt Options) (Result, error) {
 
 func (s *session) pull(ctx context.Context) (Result, error) {
 	u := s.opt.UI
-	u.Event(ui.Event{Type: "start", Data: map[string]any{"op": "pull", "instance": s.cfg.InstanceID, "label": s.label()}})
+	u.Event(ui.StartEvent{Op: "pull", Instance: s.cfg.InstanceID, Label: s.label()})
 	if err := s.resumeJournal(); err != nil {
 		return s.notRestored(err)
 	}
 	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
 	if (errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrServer)) && !s.opt.OfflineFail {
 		u.Warn(fmt.Sprintf("%v; playing with the files on this computer, they sync next time", err))
-		return Result{Action: "offline", Message: err.Error()}, nil
+		return Result{Action: ActionOffline, Message: err.Error()}, nil
 	}
 	if err != nil {
 		return Result{}, err
@@ -103,12 +103,12 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 			plan.Target = heads[0].ID
 		}
 	}
-	u.Event(ui.Event{Type: "decision", Data: map[string]any{"action": plan.Action.String(), "target": plan.Target, "reason": plan.Reason}})
+	u.Event(ui.DecisionEvent{Action: plan.Action.String(), Target: plan.Target, Reason: plan.Reason})
 	switch plan.Action {
 	case history.Nothing:
-		return s.done(Result{Action: "nothing", Snapshot: s.state.Last, Message: "up to date"})
+		return s.done(Result{Action: ActionNothing, Snapshot: s.state.Last, Message: "up to date"})
 	case history.LocalAhead:
-		return s.done(Result{Action: "local-ahead", Snapshot: s.state.Last, Message: plan.Reason})
+		return s.done(Result{Action: ActionLocalAhead, Snapshot: s.state.Last, Message: plan.Reason})
 	case history.FastForward, history.Resume:
 		msg := "restored " + short(plan.Target) + " from " + g[plan.Target].Host
 		if by, ok := g.SupersededBy(plan.Target, s.state.Last); ok && plan.Action == history.FastForward {
@@ -130,7 +130,7 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 		if err := s.restore(ctx, plan.Target, nil); err != nil {
 			return s.notRestored(err)
 		}
-		return s.done(Result{Action: plan.Action.String(), Snapshot: plan.Target, Message: msg})
+		return s.done(Result{Action: Action(plan.Action.String()), Snapshot: plan.Target, Message: msg})
 	}
 	return s.resolve(ctx, plan, cur, g)
 }
@@ -153,13 +153,13 @@ func (s *session) notRestored(err error) (Result, error) {
 		msg += "; playing with the files as they are"
 	}
 	s.opt.UI.Warn(msg)
-	return Result{Action: "not-restored", Snapshot: s.state.Last, Message: msg}, nil
+	return Result{Action: ActionNotRestored, Snapshot: s.state.Last, Message: msg}, nil
 }
 
 // done reports a finished pull.
 func (s *session) done(r Result) (Result, error) {
 	s.opt.UI.Info(r.Message)
-	s.opt.UI.Event(ui.Event{Type: "done", Data: map[string]any{"action": r.Action, "snapshot": r.Snapshot, "message": r.Message}})
+	s.opt.UI.Event(ui.DoneEvent{Action: string(r.Action), Snapshot: r.Snapshot, Message: r.Message})
 	return r, nil
 }
 
@@ -173,7 +173,7 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 		choice = ui.ChoiceLocal
 	default:
 		c := s.describeConflict(ctx, plan, cur)
-		s.opt.UI.Event(ui.Event{Type: "conflict", Data: map[string]any{"reason": plan.Reason, "heads": headIDs(plan.Heads), "instance": c.Instance, "local": c.Local, "cloud": c.Cloud}})
+		s.opt.UI.Event(ui.ConflictEvent{Reason: plan.Reason, Heads: headIDs(plan.Heads), Instance: c.Instance, Local: c.Local, Cloud: c.Cloud})
 		var err error
 		choice, err = s.opt.UI.Conflict(ctx, c)
 		if errors.Is(err, ui.ErrHeadless) {
@@ -194,7 +194,7 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 		if err := s.save(); err != nil {
 			return Result{}, err
 		}
-		return s.done(Result{Action: "kept-local", Snapshot: s.state.Last,
+		return s.done(Result{Action: ActionKeptLocal, Snapshot: s.state.Last,
 			Message: "kept this computer's files; the next push records the cloud version as superseded (it stays in history)"})
 	case ui.ChoiceCloud:
 		target := plan.Heads[0]
@@ -215,7 +215,7 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 		if safety != "" {
 			msg += "; this computer's files are kept in safety snapshot " + short(safety)
 		}
-		return s.done(Result{Action: "used-cloud", Snapshot: target.ID, Message: msg})
+		return s.done(Result{Action: ActionUsedCloud, Snapshot: target.ID, Message: msg})
 	}
 	return Result{}, ErrCancelled
 }

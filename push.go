@@ -27,7 +27,7 @@ import (
 func Push(ctx context.Context, opt Options) (Result, error) {
 	s, err := open(opt)
 	if errors.Is(err, instance.ErrNotOptedIn) {
-		return Result{Action: "not-opted-in"}, nil
+		return Result{Action: ActionNotOptedIn}, nil
 	}
 	if err != nil {
 		return Result{}, err
@@ -38,7 +38,7 @@ func Push(ctx context.Context, opt Options) (Result, error) {
 
 func (s *session) push(ctx context.Context) (Result, error) {
 	u := s.opt.UI
-	u.Event(ui.Event{Type: "start", Data: map[string]any{"op": "push", "instance": s.cfg.InstanceID, "label": s.label()}})
+	u.Event(ui.StartEvent{Op: "push", Instance: s.cfg.InstanceID, Label: s.label()})
 	if err := s.resumeJournal(); err != nil {
 		return Result{}, err
 	}
@@ -48,7 +48,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if s.unchangedSinceSync() {
 		// The pull's change watcher saw nothing in scope change since the
 		// last sync: the walk below would find the same.
-		return s.done(Result{Action: "nothing", Snapshot: s.state.Last, Message: "nothing to push (no change since the pull)"})
+		return s.done(Result{Action: ActionNothing, Snapshot: s.state.Last, Message: "nothing to push (no change since the pull)"})
 	}
 	cur, err := s.walk()
 	if err != nil {
@@ -56,13 +56,13 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	}
 	digest := cur.Digest()
 	if !s.localChanged(cur, digest) && len(s.state.Skipped) == 0 {
-		return s.done(Result{Action: "nothing", Snapshot: s.state.Last, Message: "nothing to push"})
+		return s.done(Result{Action: ActionNothing, Snapshot: s.state.Last, Message: "nothing to push"})
 	}
 	if len(cur) == 0 {
 		// restic cannot record an empty backup; deleting everything is far
 		// more likely a mistake than a wish to sync an empty instance.
 		u.Warn("nothing in the sync scope; not pushing an empty instance (the cloud keeps the last version)")
-		return Result{Action: "nothing", Snapshot: s.state.Last, Message: "empty scope"}, nil
+		return Result{Action: ActionNothing, Snapshot: s.state.Last, Message: "empty scope"}, nil
 	}
 	if err := checkOpenWorlds(s.opt.PackFolder); err != nil {
 		return Result{}, err
@@ -147,7 +147,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if partial {
 		return Result{}, fmt.Errorf("%w; snapshot %s is incomplete and the next push tries again", err, short(id))
 	}
-	return s.done(Result{Action: "pushed", Snapshot: id, Message: pushedMessage(sum, changes, known)})
+	return s.done(Result{Action: ActionPushed, Snapshot: id, Message: pushedMessage(sum, changes, known)})
 }
 
 // changesSinceSync compares the walk with the manifest of the last sync:

@@ -56,7 +56,7 @@ func Restore(ctx context.Context, opt Options, snapshot string) (Result, error) 
 	if safety != "" {
 		msg += "; the files it replaced are in safety snapshot " + short(safety)
 	}
-	s.opt.UI.Event(ui.Event{Type: "done", Data: map[string]any{"action": "restored", "snapshot": target.ID, "safety": safety}})
+	s.opt.UI.Event(ui.DoneEvent{Action: string(ActionRestored), Snapshot: target.ID, Message: msg, Safety: safety})
 	s.opt.UI.Info(msg)
-	return Result{Action: "restored", Snapshot: target.ID, Message: msg}, nil
+	return Result{Action: ActionRestored, Snapshot: target.ID, Message: msg}, nil
 }

@@ -35,7 +35,7 @@ func hookAccount(ctx context.Context, o instancesync.Options, op string, sync fu
 		}
 	}
 	o.UI.Warn(fmt.Sprintf("%v; %s; run \"instance-sync setup --force\" to log in again", err, skip))
-	o.UI.Event(ui.Event{Type: "done", Data: map[string]any{"action": "auth-failed", "message": err.Error()}})
+	o.UI.Event(ui.DoneEvent{Action: string(instancesync.ActionAuthFailed), Message: err.Error()})
 	return nil
 }
 

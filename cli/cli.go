@@ -203,11 +203,7 @@ func (c *command) watcher(env Env) func(string) error {
 // the dialog UI runs a hook), then returns it.
 func fail(o instancesync.Options, err error) error {
 	if err != nil && o.UI != nil {
-		data := map[string]any{"message": err.Error(), "exit_code": ExitCode(err)}
-		if cancelled(err) {
-			data["cancelled"] = true
-		}
-		o.UI.Event(ui.Event{Type: "error", Data: data})
+		o.UI.Event(ui.ErrorEvent{Message: err.Error(), ExitCode: ExitCode(err), Cancelled: cancelled(err)})
 	}
 	return err
 }

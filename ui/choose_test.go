@@ -89,11 +89,11 @@ func TestNew(t *testing.T) {
 	}
 	u := New(Pick{Kind: KindPlain, JSON: true}, s)
 	u.Info("hello")
-	u.Event(Event{Type: "done", Data: map[string]any{"action": "nothing"}})
+	u.Event(DoneEvent{Action: "nothing"})
 	if errb.String() != "instance-sync: hello\n" {
 		t.Fatalf("stderr %q", errb.String())
 	}
-	if !strings.HasPrefix(out.String(), `{"action":"nothing","time":`) || !strings.HasSuffix(out.String(), "\"type\":\"done\"}\n") {
+	if !strings.HasPrefix(out.String(), `{"action":"nothing","message":"","snapshot":"","time":`) || !strings.HasSuffix(out.String(), "\"type\":\"done\"}\n") {
 		t.Fatalf("stdout %q", out.String())
 	}
 }

@@ -108,21 +108,9 @@ func (d *Dialogs) showError(title, msg string) {
 // cancellation the player chose themselves.
 func (d *Dialogs) Event(e Event) {
 	d.Log.Event(e)
-	if e.Type != "error" {
-		return
+	if ev, ok := e.(ErrorEvent); ok && !ev.Cancelled && ev.Message != "" {
+		d.showError("instance-sync", ev.Message)
 	}
-	if c, _ := e.Data["cancelled"].(bool); c {
-		return
-	}
-	msg, _ := e.Data["message"].(string)
-	if msg == "" {
-		return
-	}
-	title := "instance-sync"
-	if op, _ := e.Data["op"].(string); op != "" {
-		title += ": " + op + " failed"
-	}
-	d.showError(title, msg)
 }
 
 // Sentence turns a one-line error ("x: y; run z") into dialog text: the

@@ -295,12 +295,12 @@ func TestDialogProgressCancel(t *testing.T) {
 func TestDialogErrorEvent(t *testing.T) {
 	tk := &fakeTK{}
 	d, log := newTestDialogs(tk)
-	d.Event(Event{Type: "error", Data: map[string]any{"message": "cancelled by the player", "cancelled": true}})
-	d.Event(Event{Type: "done", Data: map[string]any{}})
+	d.Event(ErrorEvent{Message: "cancelled by the player", Cancelled: true})
+	d.Event(DoneEvent{})
 	if len(tk.Shown()) != 0 {
 		t.Fatalf("shown %v", tk.Shown())
 	}
-	d.Event(Event{Type: "error", Data: map[string]any{"message": "sync.json: bad; run \"instance-sync init --force\""}})
+	d.Event(ErrorEvent{Message: "sync.json: bad; run \"instance-sync init --force\"", ExitCode: 1})
 	shown := tk.Shown()
 	if len(shown) != 1 || !strings.Contains(shown[0], "message 2:") || !strings.Contains(shown[0], "Sync.json: bad.\n\nRun \"instance-sync init --force\".") {
 		t.Fatalf("shown %q", shown)

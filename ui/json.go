@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"sync"
 	"time"
@@ -23,12 +22,8 @@ type JSON struct {
 // NewJSON writes events to w and human lines through human.
 func NewJSON(w io.Writer, human UI) *JSON { return &JSON{w: w, Human: human} }
 
-func (j *JSON) emit(typ string, data map[string]any) {
-	obj := map[string]any{"type": typ, "time": time.Now().UTC().Format(time.RFC3339Nano)}
-	for k, v := range data {
-		obj[k] = v
-	}
-	b, err := json.Marshal(obj)
+func (j *JSON) emit(e Event) {
+	b, err := MarshalEvent(e, time.Now())
 	if err != nil {
 		return
 	}
@@ -40,17 +35,17 @@ func (j *JSON) emit(typ string, data map[string]any) {
 func (j *JSON) Info(msg string) { j.Human.Info(msg) }
 func (j *JSON) Warn(msg string) {
 	j.Human.Warn(msg)
-	j.emit("warning", map[string]any{"message": msg})
+	j.emit(WarningEvent{Message: msg})
 }
 func (j *JSON) Error(msg string) {
 	j.Human.Error(msg)
-	j.emit("error", map[string]any{"message": msg})
+	j.emit(ErrorEvent{Message: msg})
 }
 
 // Event writes e and hands it to Human too: the dialog UI shows "error"
 // events.
 func (j *JSON) Event(e Event) {
-	j.emit(e.Type, e.Data)
+	j.emit(e)
 	j.Human.Event(e)
 }
 
@@ -72,9 +67,7 @@ func (j *JSON) ProgressUpdate(p Progress) {
 	}
 	j.mu.Unlock()
 	if due {
-		j.emit("progress", map[string]any{"op": p.Op, "percent": p.Percent, "bytes_done": p.BytesDone,
-			"bytes_total": p.BytesTotal, "files_done": p.FilesDone, "files_total": p.FilesTotal,
-			"eta_seconds": int64(p.ETA.Seconds()), "current_file": p.CurrentFile})
+		j.emit(progressEvent(p))
 	}
 }
 func (j *JSON) ProgressDone()              { j.Human.ProgressDone() }

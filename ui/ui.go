@@ -103,12 +103,6 @@ type Progress struct {
 	CurrentFile string
 }
 
-// Event is a structured record of something the engine did, for --json.
-type Event struct {
-	Type string         // start, progress, conflict, decision, done, error
-	Data map[string]any // stable field names, see README
-}
-
 // UI is everything the engine asks of the player or tells them.
 type UI interface {
 	// Info reports a line of progress or outcome.
