@@ -58,7 +58,7 @@ type Options struct {
 	NoWatcher bool
 
 	// Fault, when set, is called at the named points of a restore
-	// ("staged", "restored", "moved:N" after the Nth file is in place):
+	// ("seeded", "restored", "staged", "moved:N" after the Nth file is in place):
 	// tests kill the process there. Nil in normal use.
 	Fault func(point string)
 

@@ -346,6 +346,7 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 			delete(seeds, p)
 		}
 	}
+	s.fault("seeded")
 	rc, err := s.resticClient(ctx)
 	if err != nil {
 		return nil, err

@@ -156,11 +156,11 @@ func TestKillAnywhere(t *testing.T) {
 	tPush := time.Since(start)
 	must(a, "pull")
 
-	// Deterministic kills at each phase of a restore: downloaded into the
-	// staging folder (nothing moved yet), and after the first and third
-	// file is in place. Each file must be its old or its new version; the
+	// Deterministic kills at each phase of a restore: staging seeded (before
+	// restic), downloaded into the staging folder (nothing moved yet), and
+	// after the first and third file is in place. Each file must be its old or its new version; the
 	// next pull, or push, finishes without a conflict.
-	for n, point := range []string{"restored", "moved:1", "moved:3"} {
+	for n, point := range []string{"seeded", "restored", "moved:1", "moved:3"} {
 		change(a, 500+n)
 		must(a, "push")
 		before := fileHashes(t, b)
@@ -177,7 +177,7 @@ func TestKillAnywhere(t *testing.T) {
 				t.Fatalf("killed at %s: %s is neither its old nor its new version", point, p)
 			}
 		}
-		if point == "restored" {
+		if point == "seeded" || point == "restored" {
 			for p := range mergeKeys(before, got) {
 				if got[p] != before[p] {
 					t.Fatalf("killed before the move: %s changed", p)
@@ -185,7 +185,7 @@ func TestKillAnywhere(t *testing.T) {
 			}
 		}
 		finish := "pull"
-		if n == 2 {
+		if point == "moved:3" {
 			finish = "push" // a push finishes the move first, then has nothing to push
 		}
 		out2 := must(b, finish)
