@@ -96,6 +96,7 @@ func scriptParams(realRestic, dir string) testscript.Params {
 			"rawfile":     cmdRawFile,
 			"tmpfs":       cmdTmpfs,
 			"pin":         cmdPin,
+			"oldrestore":  cmdOldRestore,
 			"mkrand":      cmdMkrand,
 			"fill":        cmdFill,
 			"treesum":     cmdTreesum,
@@ -444,4 +445,20 @@ func cmdPin(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("mount --bind: %v\n%s", err, out)
 	}
 	ts.Defer(func() { exec.Command("umount", "-l", name).Run() })
+}
+
+// oldrestore PACK FROM: mark PACK's state as an earlier build left it when
+// its in-place restore of FROM's last snapshot was interrupted
+// ("restoring" set, no journal).
+func cmdOldRestore(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: oldrestore PACK FROM")
+	}
+	from, err := instance.Paths{Pack: ts.MkAbs(args[1])}.LoadState()
+	ts.Check(err)
+	p := instance.Paths{Pack: ts.MkAbs(args[0])}
+	st, err := p.LoadState()
+	ts.Check(err)
+	st.Restoring = from.Last
+	ts.Check(p.SaveState(&st))
 }
