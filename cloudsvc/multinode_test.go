@@ -221,3 +221,22 @@ func TestRotationGraceAcrossNodes(t *testing.T) {
 		t.Errorf("the repository created during the grace period does not open with the new token: %v\n%s", err, out)
 	}
 }
+
+// TestStoreDownIs503: when the account store cannot be reached, players get
+// 503 (restic retries it; instance-sync reports a server problem), not 401,
+// which would tell them their password is wrong.
+func TestStoreDownIs503(t *testing.T) {
+	ts := startServer(t, filepath.Join(t.TempDir(), "data"), func(c *Config) {
+		withPostgres(t)(c)
+		c.AccountCacheTTL = -1
+	})
+	p := ts.createAccount("una")
+	if code, _ := ts.publicGet(p, "/una/x/config"); code != http.StatusNotFound {
+		t.Fatalf("before: %d", code)
+	}
+	// The database goes away (its pool closed under the service).
+	ts.svc.accounts.Store.(*pgStore).pool.Close()
+	if code, body := ts.publicGet(p, "/una/x/config"); code != http.StatusServiceUnavailable {
+		t.Errorf("store down: %d %s, want 503", code, body)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -59,8 +60,12 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switches := h.s.switches.Load()
-	acct, ok := h.s.authenticate(r)
+	acct, ok, err := h.s.authenticate(r)
 	user := acct.User
+	if err != nil {
+		h.storeDown(w, err)
+		return
+	}
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="cloud-svc"`)
 		http.Error(w, "401 unauthorized", http.StatusUnauthorized)
@@ -105,7 +110,11 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Re-check under the gate if a rotation, disable or deletion switched
 	// an account since we authenticated.
 	if h.s.switches.Load() != switches {
-		acct, ok = h.s.authenticate(r)
+		acct, ok, err = h.s.authenticate(r)
+		if err != nil {
+			h.storeDown(w, err)
+			return
+		}
 	}
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="cloud-svc"`)
@@ -132,37 +141,43 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// authenticate checks basic auth against the store. Successful bcrypt
+// authenticate checks basic auth against the store; an error means the
+// store could not be asked (answered 503, not 401). Successful bcrypt
 // checks are cached briefly; disabled accounts are refused every time.
-func (s *Service) authenticate(r *http.Request) (Account, bool) {
+func (s *Service) authenticate(r *http.Request) (Account, bool, error) {
 	user, password, ok := r.BasicAuth()
 	if !ok || user == "" {
 		s.metrics.auth.WithLabelValues("missing").Inc()
-		return Account{}, false
+		return Account{}, false, nil
 	}
 	a, err := s.accounts.cachedGet(user, s.now())
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		// The store cannot answer: not the player's fault, and not a
+		// reason to tell their client the password is wrong.
+		return Account{}, false, err
+	}
 	if err != nil {
 		// Same cost as a wrong password, so probing names is no faster.
 		bcrypt.CompareHashAndPassword(s.dummyBcr, []byte(password))
 		s.metrics.auth.WithLabelValues("wrong").Inc()
-		return Account{}, false
+		return Account{}, false, nil
 	}
 	if a.Disabled {
 		s.metrics.auth.WithLabelValues("disabled").Inc()
-		return Account{}, false
+		return Account{}, false, nil
 	}
 	now := s.now()
 	if s.cache.ok(user, password, a.Hash, now) {
 		s.metrics.auth.WithLabelValues("cached").Inc()
-		return a, true
+		return a, true, nil
 	}
 	if bcrypt.CompareHashAndPassword(a.Hash, []byte(password)) != nil {
 		s.metrics.auth.WithLabelValues("wrong").Inc()
-		return Account{}, false
+		return Account{}, false, nil
 	}
 	s.cache.add(user, password, a.Hash, now)
 	s.metrics.auth.WithLabelValues("ok").Inc()
-	return a, true
+	return a, true, nil
 }
 
 // Instance is one entry of GET /<user>/.
@@ -316,3 +331,12 @@ type bufferedResponse struct {
 func (b *bufferedResponse) Header() http.Header         { return b.header }
 func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
 func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+
+// storeDown answers a request the account store could not authenticate:
+// 503, which restic retries and instance-sync reports as a server problem
+// (a 401 would tell the player their password is wrong).
+func (h *publicHandler) storeDown(w http.ResponseWriter, err error) {
+	h.s.log.Printf("account store: %v", err)
+	w.Header().Set("Retry-After", "5")
+	http.Error(w, "503 service unavailable: the account store cannot be reached; try again later", http.StatusServiceUnavailable)
+}
