@@ -240,3 +240,49 @@ func TestStoreDownIs503(t *testing.T) {
 		t.Errorf("store down: %d %s, want 503", code, body)
 	}
 }
+
+// TestOneRetentionScheduler: of two nodes with a retention schedule, one
+// runs it; when that node stops, the other takes over.
+func TestOneRetentionScheduler(t *testing.T) {
+	pg := withPostgres(t)
+	data := filepath.Join(t.TempDir(), "data")
+	every := func(name string) func(*Config) {
+		return func(c *Config) { pg(c); c.NodeName = name; c.RetentionInterval = 200 * time.Millisecond }
+	}
+	a := startServer(t, data, every("a"))
+	b := startServer(t, data, every("b"))
+	runs := func(n *testServer) float64 {
+		return retentionRunsOK(n.svc)
+	}
+	eventually(t, "a first retention run", func() bool { return runs(a)+runs(b) >= 3 })
+	if runs(a) > 0 && runs(b) > 0 {
+		t.Fatalf("both nodes ran the schedule: a %v, b %v", runs(a), runs(b))
+	}
+	leader, other := a, b
+	if runs(b) > 0 {
+		leader, other = b, a
+	}
+	leader.stop()
+	eventually(t, "the other node takes the schedule over", func() bool { return runs(other) >= 2 })
+}
+
+// retentionRunsOK reads cloudsvc_retention_runs_total{result="ok"}.
+func retentionRunsOK(s *Service) float64 {
+	families, err := s.metrics.reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, f := range families {
+		if f.GetName() != "cloudsvc_retention_runs_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == "ok" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -399,11 +399,24 @@ func (s *Service) runRetention(ctx context.Context, wait bool) (RetentionReport,
 	return report, ctx.Err()
 }
 
-// retentionLoop runs retention every interval until ctx ends.
+// retentionScheduler is the store lock held, for as long as it lives, by
+// the one node whose schedule runs retention; the others try to take it at
+// each interval and so take over when that node stops or dies (its
+// PostgreSQL session ends, and the lock with it).
+const retentionScheduler = "retention scheduler"
+
+// retentionLoop runs retention every interval until ctx ends, on the node
+// holding the scheduler lock.
 func (s *Service) retentionLoop(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		return
 	}
+	var leader func()
+	defer func() {
+		if leader != nil {
+			leader()
+		}
+	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -411,6 +424,14 @@ func (s *Service) retentionLoop(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if leader == nil {
+				unlock, ok, err := s.store.TryLock(ctx, retentionScheduler)
+				if err != nil || !ok {
+					continue // another node schedules retention
+				}
+				leader = unlock
+				s.log.Printf("retention: this node runs the schedule (every %s)", interval)
+			}
 			if _, err := s.runRetention(ctx, false); err != nil && ctx.Err() == nil {
 				s.log.Printf("retention: %v", err)
 			}
