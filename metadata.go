@@ -31,8 +31,8 @@ func (s *session) snapshotMeta(ctx context.Context, ids []string) ([]restic.Snap
 			// The repository was created again with a new key.
 			_ = s.paths.ForgetMasterKey()
 		}
-		if errors.Is(err, remote.ErrAuth) || errors.Is(err, remote.ErrUnreachable) {
-			return nil, err
+		if errors.Is(err, remote.ErrAuth) || errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrServer) {
+			return nil, err // restic would meet the same server
 		}
 	}
 	rc, err := s.resticClient(ctx)

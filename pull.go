@@ -44,14 +44,18 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 		return s.notRestored(err)
 	}
 	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
-	if (errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrServer)) && !s.opt.OfflineFail {
-		u.Warn(fmt.Sprintf("%v; playing with the files on this computer, they sync next time", err))
-		return Result{Action: ActionOffline, Message: err.Error()}, nil
+	if serverTrouble(err) && !s.opt.OfflineFail {
+		return s.offline(err)
 	}
 	if err != nil {
 		return Result{}, err
 	}
 	g, err := s.graph(ctx, listing)
+	if serverTrouble(err) && !s.opt.OfflineFail {
+		// The server failed while the new snapshots' metadata was read:
+		// nothing was changed yet.
+		return s.offline(err)
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -154,6 +158,27 @@ func (s *session) notRestored(err error) (Result, error) {
 	}
 	s.opt.UI.Warn(msg)
 	return Result{Action: ActionNotRestored, Snapshot: s.state.Last, Message: msg}, nil
+}
+
+// offline ends a pull that could not talk to the server before it changed
+// anything: the game starts with the files on this computer.
+func (s *session) offline(err error) (Result, error) {
+	s.opt.UI.Warn(fmt.Sprintf("%v; playing with the files on this computer, they sync next time", err))
+	return Result{Action: ActionOffline, Message: err.Error()}, nil
+}
+
+// serverTrouble reports whether err is the server failing (unreachable, a
+// 5xx, or restic giving up on it), as opposed to a refused login or a
+// problem on this computer.
+func serverTrouble(err error) bool {
+	if err == nil || errors.Is(err, remote.ErrAuth) || errors.Is(err, restic.ErrWrongPassword) {
+		return false
+	}
+	if errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrServer) || errors.Is(err, restic.ErrStalled) {
+		return true
+	}
+	var re *restic.Error
+	return errors.As(err, &re) && strings.Contains(re.Message, "unexpected HTTP response (5")
 }
 
 // done reports a finished pull.

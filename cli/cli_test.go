@@ -290,27 +290,27 @@ func TestVersionProtocol(t *testing.T) {
 	}
 }
 
-func TestResticStall(t *testing.T) {
+func TestResticBounds(t *testing.T) {
 	for _, tt := range []struct {
-		cmd, env string
-		want     time.Duration
-		err      bool
+		cmd, env       string
+		stall, timeout time.Duration
+		err            bool
 	}{
-		{"pull", "", pullStall, false},
-		{"wrap", "", pullStall, false},
-		{"push", "", 0, false},
-		{"status", "", 0, false},
-		{"push", "5m", 5 * time.Minute, false},
-		{"pull", "90s", 90 * time.Second, false},
-		{"pull", "soon", 0, true},
-		{"pull", "-1s", 0, true},
+		{"pull", "", pullStall, pullStall, false},
+		{"wrap", "", pullStall, pullStall, false},
+		{"push", "", 0, 0, false},
+		{"status", "", 0, 0, false},
+		{"push", "5m", 5 * time.Minute, 0, false},
+		{"pull", "4s", 4 * time.Second, pullStall, false},
+		{"pull", "soon", 0, 0, true},
+		{"pull", "-1s", 0, 0, true},
 	} {
-		got, err := resticStall(tt.cmd, tt.env)
-		if got != tt.want || (err != nil) != tt.err {
-			t.Errorf("resticStall(%q, %q) = %v, %v; want %v, error %v", tt.cmd, tt.env, got, err, tt.want, tt.err)
+		stall, timeout, err := resticBounds(tt.cmd, tt.env)
+		if stall != tt.stall || timeout != tt.timeout || (err != nil) != tt.err {
+			t.Errorf("resticBounds(%q, %q) = %v, %v, %v; want %v, %v, error %v", tt.cmd, tt.env, stall, timeout, err, tt.stall, tt.timeout, tt.err)
 		}
 		if err != nil && ExitCode(err) != ExitUsage {
-			t.Errorf("resticStall(%q, %q): exit %d, want a usage error", tt.cmd, tt.env, ExitCode(err))
+			t.Errorf("resticBounds(%q, %q): exit %d, want a usage error", tt.cmd, tt.env, ExitCode(err))
 		}
 	}
 }

@@ -178,13 +178,13 @@ func (c *command) options() (instancesync.Options, error) {
 		pack = wd
 	}
 	u, _ := c.newUI(env)
-	stall, err := resticStall(c.fs.Name(), env.Getenv("INSTANCE_SYNC_RESTIC_STALL"))
+	stall, timeout, err := resticBounds(c.fs.Name(), env.Getenv("INSTANCE_SYNC_RESTIC_STALL"))
 	if err != nil {
 		return instancesync.Options{}, err
 	}
 	return instancesync.Options{
 		ResticStall:   stall,
-		ResticTimeout: stall,
+		ResticTimeout: timeout,
 		PackFolder:    pack,
 		TokenFile:     c.tokenFile,
 		ResticBinary:  c.resticBinary,
@@ -222,20 +222,22 @@ func oneLine(s string) string {
 // that moves no byte for this long is stopped.
 const pullStall = 45 * time.Second
 
-// resticStall is how long a restic run may show no progress: env
+// resticBounds are how long a restic backup or restore may show no
+// progress (stall) and how long any other restic run may take (timeout;
+// they normally take a second or two). stall is env
 // (INSTANCE_SYNC_RESTIC_STALL, e.g. "5m" on a very slow link) when set,
-// else pullStall for the pre-launch hooks (pull, wrap), else the engine's
-// default (0).
-func resticStall(cmd, env string) (time.Duration, error) {
+// else pullStall for the pre-launch hooks (pull, wrap); their timeout is
+// pullStall. Zero leaves the engine's defaults.
+func resticBounds(cmd, env string) (stall, timeout time.Duration, err error) {
+	if cmd == "pull" || cmd == "wrap" {
+		stall, timeout = pullStall, pullStall
+	}
 	if env != "" {
 		d, err := time.ParseDuration(env)
 		if err != nil || d <= 0 {
-			return 0, usagef("INSTANCE_SYNC_RESTIC_STALL=%q is not a duration like 90s or 5m", env)
+			return 0, 0, usagef("INSTANCE_SYNC_RESTIC_STALL=%q is not a duration like 90s or 5m", env)
 		}
-		return d, nil
+		stall = d
 	}
-	if cmd == "pull" || cmd == "wrap" {
-		return pullStall, nil
-	}
-	return 0, nil
+	return stall, timeout, nil
 }

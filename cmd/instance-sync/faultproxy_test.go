@@ -194,11 +194,13 @@ func TestServerFaults(t *testing.T) {
 			t.Fatalf("%s: %d restic locks left on the server", what, len(entries))
 		}
 	}
-	for _, mode := range []string{"500", "drop", "stall"} {
+	for m, mode := range []string{"500", "drop", "stall"} {
 		for i := range points {
+			idx, total := i*3+m, points*3
 			// Pull: a pushed a new version; the server fails at request n
 			// of b's pull.
-			n := spread(i, points, pullRequests) - len(mode)%3
+			// From the first snapshot file read to the end of the restore.
+			n := 2 + idx*(pullRequests-4)/max(total-1, 1)
 			change(a, round)
 			pcA.must(a, "push")
 			before := digests(t, b)
@@ -224,7 +226,8 @@ func TestServerFaults(t *testing.T) {
 
 			// Push: b made progress; the server fails at request n of the
 			// push. Whatever the exit code, nothing is lost.
-			n = spread(i, points, pushRequests)
+			// From late in the backup (restic holds its lock) to the start.
+			n = max(pushRequests-2-idx*(pushRequests-4)/max(total-1, 1), 1)
 			change(b, round)
 			want := digests(t, b)
 			proxy.arm(mode, n)
@@ -247,17 +250,6 @@ func TestServerFaults(t *testing.T) {
 			round++
 		}
 	}
-}
-
-// spread is the i-th of points request numbers over a run of requests,
-// the first late in the run (where restic holds its lock), the others
-// spread down to the start.
-func spread(i, points, requests int) int {
-	n := requests - 2 - i*(requests-3)/points
-	if n < 1 {
-		n = 1
-	}
-	return n
 }
 
 // digests is one line per synced file of pack: its path and SHA-256.
