@@ -101,7 +101,8 @@ commands:
   hooks install|uninstall|status wire instance-sync into Prism, MultiMC or ATLauncher
   version                        this build and the restic it uses
 
-common flags: --pack-folder=PATH (default $INST_MC_DIR, then the current folder)
+common flags: --pack-folder=PATH (default $INST_MC_DIR, then the current folder);
+"instance-sync COMMAND -h" lists a command's flags
 exit codes: 0 ok, 1 error, 2 usage, 3 conflict or cancelled, 4 authentication, 5 locked, 6 no restic
 `
 
