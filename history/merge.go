@@ -31,6 +31,24 @@ func (s Side) Name() string {
 	return s.Host
 }
 
+// ChangesBetween lists what changed from one manifest to another, sorted
+// by path: e.g. the base snapshot's tree and a head's, read in-process.
+func ChangesBetween(from, to scope.Manifest) []FileChange {
+	var out []FileChange
+	for p, e := range to {
+		if f, ok := from[p]; !ok || f.Size != e.Size || f.MTime != e.MTime {
+			out = append(out, FileChange{Path: p, Size: e.Size, MTime: e.MTime})
+		}
+	}
+	for p := range from {
+		if _, ok := to[p]; !ok {
+			out = append(out, FileChange{Path: p, Deleted: true})
+		}
+	}
+	slices.SortFunc(out, func(a, b FileChange) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
 // FileChange is one file a cloud head changed since the base (the last
 // sync): the shape of restic's diff, or of comparing the two snapshots'
 // trees.
@@ -123,6 +141,9 @@ const (
 	newest
 	deletion
 	collision
+	// renamed: an additive copy written under a new name (listed in
+	// Renames), a unit of its own for the heads merged after.
+	renamed
 )
 
 // merger holds the merge in progress: cur is the merged files so far,
@@ -257,6 +278,7 @@ func (m *merger) pickFile(head scope.Manifest, u Unit, s Side) {
 	case u.Rule == RuleAdditive:
 		to := m.freeName(head, u.Path, s)
 		m.cur[to] = he
+		m.units[to], m.origin[to], m.outcome[to] = Unit{Path: to, Rule: RuleAdditive}, s, renamed
 		m.renames = append(m.renames, Rename{Path: u.Path, To: to, From: s})
 	default:
 		m.outcome[u.Path] = newest

@@ -269,6 +269,21 @@ func TestMerge(t *testing.T) {
 		}}}},
 		summary: "Skyblock changed on this computer, laptop and desktop",
 	}, {
+		name:  "a later head's file at a renamed copy's name is renamed too",
+		local: with(base, "screenshots/a.png", 1, 200),
+		heads: []HeadChanges{
+			head(laptop, "screenshots/a.png", 2, 300),
+			head(desktop, "screenshots/a (laptop).png", 3, 400),
+		},
+		want: MergePlan{
+			Keep: []Pick{{shot("a.png"), here}},
+			Renames: []Rename{
+				{Path: "screenshots/a (laptop).png", To: "screenshots/a (laptop) (desktop).png", From: desktop},
+				{Path: "screenshots/a.png", To: "screenshots/a (laptop).png", From: laptop},
+			},
+		},
+		summary: "kept 1 file from this computer; kept both copies of 2 files changed on both sides",
+	}, {
 		name:  "an override makes config one atomic unit",
 		rules: Rules{"config/": RuleFolder},
 		local: with(base, "config/a.toml", 1, 200),
@@ -336,5 +351,25 @@ func TestMergeLeavesInputs(t *testing.T) {
 	}
 	if !reflect.DeepEqual(local, before) {
 		t.Errorf("Merge changed its input: %v", local)
+	}
+}
+
+func TestChangesBetween(t *testing.T) {
+	from := files("a", 1, 100, "b", 2, 100, "c", 3, 100)
+	to := files("a", 1, 100, "b", 2, 200, "d", 4, 100)
+	to["a"] = scope.Entry{Size: 1, MTime: 100, Mode: 0o600} // permission bits alone are no change
+	want := []FileChange{{Path: "b", Size: 2, MTime: 200}, {Path: "c", Deleted: true}, {Path: "d", Size: 4, MTime: 100}}
+	if got := ChangesBetween(from, to); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	// Merging a head given as its changes from the base is merging its files.
+	local := with(base, "saves/Skyblock/level.dat", 11, 200)
+	headFiles := with(base, "saves/World Two/level.dat", 21, 300, "saves/Old/level.dat", -1, 0)
+	p, err := Merge(MergeInput{Base: base, Local: local, Heads: []HeadChanges{{Side: laptop, Changes: ChangesBetween(base, headFiles)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Summary(); s != "took World Two from laptop; kept Skyblock from this computer; deleted Old as on laptop" {
+		t.Errorf("summary %q", s)
 	}
 }
