@@ -178,7 +178,9 @@ func Merge(in MergeInput) (MergePlan, error) {
 		m.cur = scope.Manifest{}
 	}
 	for p, e := range in.Local {
-		if b, ok := in.Base[p]; !ok || b != e {
+		// Sizes and modification times, as for a head's side: its tree
+		// carries no permission bits here.
+		if b, ok := in.Base[p]; !ok || b.Size != e.Size || b.MTime != e.MTime {
 			m.touch(p, Side{})
 		}
 	}

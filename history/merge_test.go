@@ -139,6 +139,16 @@ func TestMerge(t *testing.T) {
 		// Nothing to restore: the files here are the head's.
 		summary: "kept Skyblock from this computer",
 	}, {
+		name: "permission bits alone are no change here",
+		local: func() scope.Manifest {
+			m := with(base)
+			m["saves/Skyblock/level.dat"] = scope.Entry{Size: 10, MTime: 100, Mode: 0o600}
+			return m
+		}(),
+		heads:   []HeadChanges{head(laptop, "saves/Skyblock/level.dat", 12, 300)},
+		want:    MergePlan{Take: []Pick{{world("Skyblock"), laptop}}},
+		summary: "took Skyblock from laptop",
+	}, {
 		name:  "screenshots of the same name on both sides both survive",
 		local: with(base, "screenshots/2026-11-30_14.02.11.png", 70, 200, "screenshots/mine.png", 1, 200),
 		heads: []HeadChanges{head(laptop, "screenshots/2026-11-30_14.02.11.png", 80, 300, "screenshots/theirs.png", 2, 300)},
