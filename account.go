@@ -3,6 +3,8 @@ package instancesync
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"git.timemachine.center/timemachine/instance-sync/instance"
 )
@@ -10,7 +12,7 @@ import (
 // Relogin stores a new token for an opted-in instance after the server
 // refused the old one (the operator rotated the password or re-enabled
 // the account): where the sync reads it (opt.TokenFile, else the
-// instance's own place), mode 0600. The token must be for the instance's
+// instance's own place in the user's config folder), mode 0600. The token must be for the instance's
 // user: another account has no access to its repository.
 func Relogin(opt Options, tok instance.Token) error {
 	if err := opt.defaults(); err != nil {
@@ -26,7 +28,12 @@ func Relogin(opt Options, tok instance.Token) error {
 	}
 	path := opt.TokenFile
 	if path == "" {
-		path = p.Token()
+		path = opt.UserDirs.TokenFile(cfg)
+		// An older version's token in the pack folder would be moved over
+		// the new one at the next sync.
+		if err := os.Remove(p.LegacyToken()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	return instance.WriteToken(path, tok)
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/history"
@@ -28,7 +29,7 @@ import (
 // Options are shared by every operation.
 type Options struct {
 	PackFolder   string // the instance's game folder; required
-	TokenFile    string // default <pack>/.cloud-sync/token
+	TokenFile    string // default UserDirs.TokenFile: outside the pack folder
 	ResticBinary string // --restic-binary
 	NoDownload   bool   // never download restic
 	Label        string // instance label shown to the player and stored with snapshots
@@ -48,6 +49,9 @@ type Options struct {
 	Stderr   io.Writer // restic's own messages; default os.Stderr
 	Hostname string    // default os.Hostname()
 	Getenv   func(string) string
+	// UserDirs hold the tokens, the cached master keys and this computer's
+	// id; default instance.DefaultUserDirs through Getenv.
+	UserDirs instance.UserDirs
 
 	// StartWatcher, when set, starts a change watcher for the pack folder
 	// (package watch) after a pull; the next push asks it instead of
@@ -139,6 +143,13 @@ func (o *Options) defaults() error {
 		}
 		o.Hostname = h
 	}
+	if o.UserDirs.Config == "" || o.UserDirs.Cache == "" {
+		d, err := instance.DefaultUserDirs(o.Getenv, runtime.GOOS)
+		if err != nil {
+			return err
+		}
+		o.UserDirs = d
+	}
 	if o.ResticStall == 0 {
 		o.ResticStall = 2 * time.Minute
 	}
@@ -179,21 +190,15 @@ func open(opt Options) (*session, error) {
 	if _, err := remote.CheckURL(cfg.URL, opt.InsecureHTTP); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.paths.Config(), err)
 	}
-	tokenFile := opt.TokenFile
-	if tokenFile == "" {
-		tokenFile = s.paths.Token()
-	}
-	if s.token, err = instance.ReadToken(tokenFile); err != nil {
-		return nil, err
-	}
-	if s.token.User != cfg.User {
-		return nil, &instance.FileError{Path: tokenFile, Problem: fmt.Sprintf("token is for user %q but sync.json names %q", s.token.User, cfg.User),
-			Fix: `run "instance-sync init --force" with the right token`}
-	}
+	s.paths.KeyFile = opt.UserDirs.MasterKeyFile(cfg)
 	if s.scope, err = s.paths.LoadScope(); err != nil {
 		return nil, err
 	}
 	if s.lock, err = s.paths.AcquireLock(); err != nil {
+		return nil, err
+	}
+	if err := s.readToken(); err != nil {
+		s.lock.Release()
 		return nil, err
 	}
 	if s.state, err = s.paths.LoadState(); err != nil {
@@ -253,6 +258,35 @@ func (s *session) markUnlockPending(pending bool) {
 	}
 	st.UnlockPending = pending
 	_ = s.paths.SaveState(&st)
+}
+
+// readToken reads the token: --token-file when given, else the one kept
+// for this instance in the user's config folder. A token an older version
+// left in the pack folder is moved there first, with a line saying so.
+func (s *session) readToken() error {
+	// The master key an older version cached in the pack folder is only a
+	// cache: dropped, it is fetched again.
+	_ = os.Remove(s.paths.LegacyMasterKey())
+	kept := s.opt.UserDirs.TokenFile(s.cfg)
+	moved, err := s.paths.MoveLegacyToken(kept, s.cfg.User)
+	if err != nil {
+		return err
+	}
+	if moved {
+		s.opt.UI.Info("moved the token out of the instance folder to " + kept + " (an exported instance no longer carries it)")
+	}
+	tokenFile := s.opt.TokenFile
+	if tokenFile == "" {
+		tokenFile = kept
+	}
+	if s.token, err = instance.ReadToken(tokenFile); err != nil {
+		return err
+	}
+	if s.token.User != s.cfg.User {
+		return &instance.FileError{Path: tokenFile, Problem: fmt.Sprintf("token is for user %q but sync.json names %q", s.token.User, s.cfg.User),
+			Fix: `run "instance-sync init --force" with the right token`}
+	}
+	return nil
 }
 
 // label is the instance's name for the player.

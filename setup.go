@@ -29,7 +29,8 @@ type InitOptions struct {
 var ErrAlreadyInitialised = errors.New("already set up")
 
 // Init checks the credentials against the server, then writes sync.json
-// and the token. Nothing is written when the check fails.
+// (in the pack folder) and the token (in the user's config folder,
+// UserDirs). Nothing is written when the check fails.
 func Init(ctx context.Context, o InitOptions) (instance.Config, error) {
 	if err := o.defaults(); err != nil {
 		return instance.Config{}, err
@@ -71,7 +72,7 @@ func Init(ctx context.Context, o InitOptions) (instance.Config, error) {
 	}
 	// A state recorded for another instance describes another repository.
 	if old, err := p.LoadConfig(); err == nil && old.InstanceID != id {
-		for _, f := range []string{p.State(), p.Manifest(), p.MasterKey()} {
+		for _, f := range []string{p.State(), p.Manifest()} {
 			if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return instance.Config{}, err
 			}
@@ -81,8 +82,15 @@ func Init(ctx context.Context, o InitOptions) (instance.Config, error) {
 	if err := os.MkdirAll(p.Dir(), 0o700); err != nil {
 		return instance.Config{}, err
 	}
-	if err := instance.WriteToken(p.Token(), o.Token); err != nil {
+	// The token goes to the user's config folder, never into the pack
+	// folder, which a launcher's export zips whole.
+	if err := instance.WriteToken(o.UserDirs.TokenFile(cfg), o.Token); err != nil {
 		return instance.Config{}, err
+	}
+	for _, f := range []string{p.LegacyToken(), p.LegacyMasterKey()} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return instance.Config{}, err
+		}
 	}
 	if err := p.SaveConfig(cfg); err != nil {
 		return instance.Config{}, err

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,12 +46,27 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
+// testGetenv is the only environment the commands see: the user's
+// folders (tokens, cached keys) are in the test's home, never the real ones.
+func testGetenv(t *testing.T) func(string) string {
+	t.Helper()
+	home, ok := homes.Load(t.Name())
+	if !ok {
+		home, _ = homes.LoadOrStore(t.Name(), t.TempDir())
+	}
+	h := home.(string)
+	env := map[string]string{"HOME": h, "AppData": filepath.Join(h, "AppData"), "LocalAppData": filepath.Join(h, "Local")}
+	return func(k string) string { return env[k] }
+}
+
+var homes sync.Map
+
 func run(t *testing.T, stdin string, tty bool, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb strings.Builder
 	code := Main(context.Background(), Env{
 		Args: args, Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
-		Getenv:     func(string) string { return "" },
+		Getenv:     testGetenv(t),
 		IsTerminal: func() bool { return tty },
 	})
 	return out.String(), errb.String(), code
@@ -80,11 +97,18 @@ func TestSetupTerminal(t *testing.T) {
 	if err != nil || cfg.User != "alice" || cfg.URL != srv.URL {
 		t.Fatalf("sync.json = %+v, %v", cfg, err)
 	}
-	tok, err := instance.ReadToken(p.Token())
+	dirs, err := instance.DefaultUserDirs(testGetenv(t), runtime.GOOS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := instance.ReadToken(dirs.TokenFile(cfg))
 	if err != nil || tok.Password != "right-pw" {
 		t.Fatalf("token = %v, %v", tok, err)
 	}
-	fi, _ := os.Stat(p.Token())
+	if _, err := os.Stat(p.LegacyToken()); !os.IsNotExist(err) {
+		t.Fatalf("a token in the pack folder: %v", err)
+	}
+	fi, _ := os.Stat(dirs.TokenFile(cfg))
 	if fi.Mode().Perm() != 0o600 {
 		t.Fatalf("token mode %o", fi.Mode().Perm())
 	}

@@ -60,7 +60,7 @@ func newCommand(env Env, name, args string, groups flagGroup) *command {
 		fs.StringVar(&c.pack, "pack-folder", "", "`PATH` the instance's game folder (default $INST_MC_DIR, then the current folder)")
 	}
 	if groups&withToken != 0 {
-		fs.StringVar(&c.tokenFile, "token-file", "", "`FILE` the file holding USER:PASSWORD (default <pack>/.cloud-sync/token)")
+		fs.StringVar(&c.tokenFile, "token-file", "", "`FILE` the file holding USER:PASSWORD (default: the token init kept for this instance in your config folder)")
 	}
 	if groups&withInsecure != 0 {
 		fs.BoolVar(&c.insecure, "insecure-http", false, "allow plain http to a server that is not this machine")

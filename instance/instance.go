@@ -1,7 +1,8 @@
 // Package instance is an instance's sync state on disk: the opt-in marker
 // and config (sync.json), the credentials (token), what was last synced
-// (state.json, manifest.json), the cached master key, the scope overrides (scope.json) and the local lock, all in
-// <pack>/.cloud-sync/.
+// (state.json, manifest.json), the scope overrides (scope.json) and the
+// local lock in <pack>/.cloud-sync/, and the secrets (token, cached master
+// key) in the user's own folders (UserDirs), never inside the instance.
 package instance
 
 import (
@@ -27,21 +28,25 @@ const ConfigVersion = 1
 // Paths locates the files of one instance.
 type Paths struct {
 	Pack string // the pack folder ($INST_MC_DIR)
+	// KeyFile is where the repository's master key is cached
+	// (UserDirs.MasterKeyFile); empty caches nothing.
+	KeyFile string
 }
 
-func (p Paths) Dir() string         { return filepath.Join(p.Pack, DirName) }
-func (p Paths) Config() string      { return filepath.Join(p.Dir(), "sync.json") }
-func (p Paths) Disabled() string    { return filepath.Join(p.Dir(), "sync.json.disabled") }
-func (p Paths) Token() string       { return filepath.Join(p.Dir(), "token") }
-func (p Paths) State() string       { return filepath.Join(p.Dir(), "state.json") }
-func (p Paths) Manifest() string    { return filepath.Join(p.Dir(), "manifest.json") }
-func (p Paths) MasterKey() string   { return filepath.Join(p.Dir(), "masterkey") }
-func (p Paths) Scope() string       { return filepath.Join(p.Dir(), "scope.json") }
-func (p Paths) FilesFrom() string   { return filepath.Join(p.Dir(), "files-from.txt") }
-func (p Paths) ExcludeFrom() string { return filepath.Join(p.Dir(), "exclude-from.txt") }
-func (p Paths) Lock() string        { return filepath.Join(p.Dir(), "lock") }
-func (p Paths) Staging() string     { return filepath.Join(p.Dir(), "staging") }
-func (p Paths) Displaced() string   { return filepath.Join(p.Dir(), "displaced") }
+func (p Paths) Dir() string             { return filepath.Join(p.Pack, DirName) }
+func (p Paths) Config() string          { return filepath.Join(p.Dir(), "sync.json") }
+func (p Paths) Disabled() string        { return filepath.Join(p.Dir(), "sync.json.disabled") }
+func (p Paths) LegacyToken() string     { return filepath.Join(p.Dir(), "token") }
+func (p Paths) State() string           { return filepath.Join(p.Dir(), "state.json") }
+func (p Paths) Manifest() string        { return filepath.Join(p.Dir(), "manifest.json") }
+func (p Paths) MasterKey() string       { return p.KeyFile }
+func (p Paths) LegacyMasterKey() string { return filepath.Join(p.Dir(), "masterkey") }
+func (p Paths) Scope() string           { return filepath.Join(p.Dir(), "scope.json") }
+func (p Paths) FilesFrom() string       { return filepath.Join(p.Dir(), "files-from.txt") }
+func (p Paths) ExcludeFrom() string     { return filepath.Join(p.Dir(), "exclude-from.txt") }
+func (p Paths) Lock() string            { return filepath.Join(p.Dir(), "lock") }
+func (p Paths) Staging() string         { return filepath.Join(p.Dir(), "staging") }
+func (p Paths) Displaced() string       { return filepath.Join(p.Dir(), "displaced") }
 
 // FileError is a state file that cannot be used. Its message names the file
 // and what to do.

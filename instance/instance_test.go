@@ -242,8 +242,8 @@ func FuzzParseToken(f *testing.F) {
 }
 
 func TestMasterKeyCache(t *testing.T) {
-	p := Paths{Pack: t.TempDir()}
-	os.MkdirAll(p.Dir(), 0o700)
+	home := t.TempDir()
+	p := Paths{Pack: t.TempDir(), KeyFile: filepath.Join(home, "cache", "keys", "srv", "alice", "01ID")}
 	if _, ok := p.LoadMasterKey(); ok {
 		t.Fatal("a key was loaded from nothing")
 	}

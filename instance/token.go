@@ -7,8 +7,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-
-	"git.timemachine.center/timemachine/instance-sync/internal/atomicfile"
 )
 
 // Token is the player's account: user name and password. The password is
@@ -57,13 +55,39 @@ func ReadToken(path string) (Token, error) {
 	return t, nil
 }
 
-// WriteToken writes a token file with mode 0600.
+// WriteToken writes a token file with mode 0600 (its missing folders
+// private, see MkdirPrivate).
 func WriteToken(path string, t Token) error {
-	return atomicfile.Write(path, []byte(t.User+":"+t.Password+"\n"), 0o600)
+	return WriteSecret(path, []byte(t.User+":"+t.Password+"\n"))
 }
 
 // readableByOthers reports whether a secret's file grants any access to
 // its group or others (Windows has no such bits to check).
 func readableByOthers(fi fs.FileInfo) bool {
 	return runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0
+}
+
+// MoveLegacyToken moves the token an older version kept in the pack folder
+// (.cloud-sync/token, where a launcher's export would ship it) to path.
+// moved is false when there was none. A token for another user than
+// sync.json's is left where it is, and is an error.
+func (p Paths) MoveLegacyToken(path, user string) (moved bool, err error) {
+	if _, err := os.Lstat(p.LegacyToken()); errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	t, err := ReadToken(p.LegacyToken())
+	if err != nil {
+		return false, err
+	}
+	if t.User != user {
+		return false, &FileError{Path: p.LegacyToken(), Problem: fmt.Sprintf("token is for user %q but sync.json names %q", t.User, user),
+			Fix: `run "instance-sync init --force" with the right token`}
+	}
+	if err := WriteToken(path, t); err != nil {
+		return false, err
+	}
+	if err := os.Remove(p.LegacyToken()); err != nil {
+		return false, err
+	}
+	return true, nil
 }

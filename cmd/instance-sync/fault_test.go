@@ -61,7 +61,7 @@ func TestKillAnywhere(t *testing.T) {
 	defer srv.Close()
 	token := filepath.Join(work, "token")
 	os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600)
-	env := append(os.Environ(), "INSTANCE_SYNC_RESTIC="+realRestic, "HOME="+work, "XDG_CACHE_HOME="+filepath.Join(work, "cache"), "INST_MC_DIR=")
+	env := append(os.Environ(), "INSTANCE_SYNC_RESTIC="+realRestic, "HOME="+work, "XDG_CACHE_HOME="+filepath.Join(work, "cache"), "XDG_CONFIG_HOME="+filepath.Join(work, "config"), "INST_MC_DIR=")
 
 	run := func(pack string, args ...string) (string, int) {
 		cmd := exec.Command(bin, append(args, "--pack-folder="+pack)...)

@@ -95,6 +95,7 @@ func TestGUI(t *testing.T) {
 	home := filepath.Join(g.dir, "home")
 	g.env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
 		"XDG_RUNTIME_DIR=" + filepath.Join(home, "run"), "DISPLAY=" + g.display, "NO_AT_BRIDGE=1",
 		"INSTANCE_SYNC_RESTIC=" + restic, "INSTANCE_SYNC_HOSTNAME=desk", "LANG=C.UTF-8", "INST_NAME=Skyblock",
 	}
@@ -135,7 +136,12 @@ func TestGUI(t *testing.T) {
 		if code, out := p.wait(); code != 0 {
 			t.Fatalf("setup exit %d\n%s", code, out)
 		}
-		tok, err := instance.ReadToken(instance.Paths{Pack: a}.Token())
+		cfg, err := instance.Paths{Pack: a}.LoadConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs := instance.UserDirs{Config: filepath.Join(home, ".config", "instance-sync"), Cache: filepath.Join(home, ".cache", "instance-sync")}
+		tok, err := instance.ReadToken(dirs.TokenFile(cfg))
 		if err != nil || tok.User != "alice" || tok.Password != "pw" {
 			t.Fatalf("token %+v, %v", tok, err)
 		}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,6 +77,7 @@ func scriptParams(realRestic, dir string) testscript.Params {
 			}
 			env.Setenv("HOME", home)
 			env.Setenv("XDG_CACHE_HOME", filepath.Join(home, ".cache"))
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 			env.Setenv("SERVER", srv.URL)
 			env.Setenv("SERVERDATA", srv.DataDir)
 			env.Setenv("INSTANCE_SYNC_RESTIC", wrapper)
@@ -100,6 +104,9 @@ func scriptParams(realRestic, dir string) testscript.Params {
 			"mkrand":      cmdMkrand,
 			"fill":        cmdFill,
 			"treesum":     cmdTreesum,
+			"tokenfile":   cmdUserFile(instance.UserDirs.TokenFile),
+			"keyfile":     cmdUserFile(instance.UserDirs.MasterKeyFile),
+			"nosecret":    cmdNoSecret,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "root" {
@@ -461,4 +468,76 @@ func cmdOldRestore(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	st.Restoring = from.Last
 	ts.Check(p.SaveState(&st))
+}
+
+// userDirs are the user's folders as the binary finds them from the
+// script's environment.
+func userDirs(ts *testscript.TestScript) instance.UserDirs {
+	d, err := instance.DefaultUserDirs(ts.Getenv, runtime.GOOS)
+	ts.Check(err)
+	return d
+}
+
+// tokenfile VAR PACK / keyfile VAR PACK: set $VAR to where the token of
+// PACK's instance is kept / its master key is cached, in the user's folders.
+func cmdUserFile(file func(instance.UserDirs, instance.Config) string) func(*testscript.TestScript, bool, []string) {
+	return func(ts *testscript.TestScript, neg bool, args []string) {
+		if len(args) != 2 {
+			ts.Fatalf("usage: tokenfile|keyfile VAR PACK")
+		}
+		c, err := instance.Paths{Pack: ts.MkAbs(args[1])}.LoadConfig()
+		ts.Check(err)
+		ts.Setenv(args[0], file(userDirs(ts), c))
+	}
+}
+
+// nosecret DIR TOKENFILE [KEYFILE]: no file under DIR holds the token's
+// password or any part of the master key in KEYFILE (as stored or
+// decoded).
+func cmdNoSecret(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 && len(args) != 3 {
+		ts.Fatalf("usage: nosecret DIR TOKENFILE [KEYFILE]")
+	}
+	tok, err := instance.ReadToken(ts.MkAbs(args[1]))
+	ts.Check(err)
+	secrets := map[string][]byte{"password": []byte(tok.Password)}
+	if len(args) == 3 {
+		raw, err := os.ReadFile(ts.MkAbs(args[2]))
+		ts.Check(err)
+		var key struct {
+			MAC struct {
+				K, R string
+			}
+			Encrypt string
+		}
+		ts.Check(json.Unmarshal(raw, &key))
+		for name, b64 := range map[string]string{"mac.k": key.MAC.K, "mac.r": key.MAC.R, "encrypt": key.Encrypt} {
+			dec, err := base64.StdEncoding.DecodeString(b64)
+			if err != nil || len(dec) < 16 {
+				ts.Fatalf("master key %s: %q is not a key", name, b64)
+			}
+			secrets["master key "+name] = []byte(b64)
+			secrets["master key "+name+" (decoded)"] = dec
+		}
+	}
+	found := 0
+	ts.Check(filepath.WalkDir(ts.MkAbs(args[0]), func(path string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return err
+		}
+		found++
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for name, s := range secrets {
+			if bytes.Contains(data, s) {
+				ts.Fatalf("%s holds the %s", path, name)
+			}
+		}
+		return nil
+	}))
+	if found == 0 {
+		ts.Fatalf("no files under %s", args[0])
+	}
 }

@@ -171,13 +171,13 @@ func setup(runs int, verbose bool) (*bench, func(), error) {
 	}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "RESTIC_") || strings.HasPrefix(k, "INSTANCE_SYNC_") || strings.HasPrefix(k, "INST_") || k == "XDG_CACHE_HOME" || k == "DISPLAY" || k == "WAYLAND_DISPLAY" {
+		if strings.HasPrefix(k, "RESTIC_") || strings.HasPrefix(k, "INSTANCE_SYNC_") || strings.HasPrefix(k, "INST_") || k == "XDG_CACHE_HOME" || k == "XDG_CONFIG_HOME" || k == "DISPLAY" || k == "WAYLAND_DISPLAY" {
 			continue
 		}
 		b.env = append(b.env, kv)
 	}
-	// One restic cache for both tools, inside the temp folder.
-	b.env = append(b.env, "XDG_CACHE_HOME="+filepath.Join(tmp, "cache"), "INSTANCE_SYNC_RESTIC="+resticBin)
+	// One restic cache for both tools, and the tokens, inside the temp folder.
+	b.env = append(b.env, "XDG_CACHE_HOME="+filepath.Join(tmp, "cache"), "XDG_CONFIG_HOME="+filepath.Join(tmp, "config"), "INSTANCE_SYNC_RESTIC="+resticBin)
 	return b, func() { srv.Close(); os.RemoveAll(tmp) }, nil
 }
 

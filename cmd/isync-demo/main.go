@@ -65,9 +65,15 @@ func run() int {
 		if strings.Contains(strings.Join(args, " "), desktop) {
 			computer = "desktop"
 		}
+		// Each computer keeps its tokens in its own user folders, in the
+		// temp folder.
+		home := filepath.Join(tmp, computer+"-home")
 		getenv := func(k string) string {
-			if k == "INSTANCE_SYNC_HOSTNAME" {
+			switch k {
+			case "INSTANCE_SYNC_HOSTNAME":
 				return computer
+			case "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "AppData", "LocalAppData":
+				return filepath.Join(home, k)
 			}
 			return os.Getenv(k)
 		}
