@@ -96,6 +96,12 @@ func Init(ctx context.Context, o InitOptions) (instance.Config, error) {
 		return instance.Config{}, err
 	}
 	_ = os.Remove(p.Disabled())
+	// A launcher export of the instance leaves the sync state out.
+	if file, entry, ok := p.PackIgnore(); ok {
+		if _, err := instance.AddPackIgnore(file, entry); err != nil {
+			o.UI.Warn(fmt.Sprintf("%s: cannot list %s there (%v); an export of this instance would carry its sync state", file, entry, err))
+		}
+	}
 	return cfg, nil
 }
 

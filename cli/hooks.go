@@ -83,6 +83,7 @@ func hooks(ctx context.Context, env Env, args []string, base launcher.Options) e
 		}
 		if !res.Changed {
 			fmt.Fprintf(env.Stdout, "%s: instance-sync is not installed; nothing changed\n", res.File)
+			hooksReport(env.Stdout, res)
 			return nil
 		}
 		fmt.Fprintf(env.Stdout, "%s: instance-sync removed; the file is now: %s\n", res.File, oneLine(res.State.Summary()))

@@ -337,6 +337,7 @@ func Install(ctx context.Context, opts Options) (Result, error) {
 	if note != "" && res.Changed {
 		res.Notes = append(res.Notes, note)
 	}
+	res.Notes = append(res.Notes, o.exportIgnores(t, true)...)
 	if !t.instance {
 		res.Notes = append(res.Notes, o.overridingInstances(t.file)...)
 	}
@@ -362,7 +363,12 @@ func Uninstall(ctx context.Context, opts Options) (Result, error) {
 			backup = bc
 		}
 	}
-	return t.apply(func(c config) error { return t.uninstall(c, backup) }, o)
+	res, err := t.apply(func(c config) error { return t.uninstall(c, backup) }, o)
+	if err != nil {
+		return res, err
+	}
+	res.Notes = append(res.Notes, o.exportIgnores(t, false)...)
+	return res, nil
 }
 
 // Status reports the state of the selected config file without changing it.
