@@ -51,7 +51,8 @@ type Options struct {
 	Getenv   func(string) string
 	// UserDirs hold the tokens, the cached master keys and this computer's
 	// id; default instance.DefaultUserDirs through Getenv.
-	UserDirs instance.UserDirs
+	UserDirs    instance.UserDirs
+	userDirsErr error // why the default UserDirs could not be found
 
 	// StartWatcher, when set, starts a change watcher for the pack folder
 	// (package watch) after a pull; the next push asks it instead of
@@ -101,6 +102,7 @@ const (
 	ActionPushed      Action = "pushed"
 	ActionRestored    Action = "restored"
 	ActionAuthFailed  Action = "auth-failed" // a hook went on without sync: the server refused the token
+	ActionCopy        Action = "copy"        // a copied folder, not synced as the original (NotOriginalError)
 )
 
 // ConflictError is a conflict that was not resolved. Exit code 3.
@@ -144,11 +146,9 @@ func (o *Options) defaults() error {
 		o.Hostname = h
 	}
 	if o.UserDirs.Config == "" || o.UserDirs.Cache == "" {
-		d, err := instance.DefaultUserDirs(o.Getenv, runtime.GOOS)
-		if err != nil {
-			return err
-		}
-		o.UserDirs = d
+		// An error matters only to an opted-in instance (needUserDirs): a
+		// hook on a folder that is not opted in stays silent.
+		o.UserDirs, o.userDirsErr = instance.DefaultUserDirs(o.Getenv, runtime.GOOS)
 	}
 	if o.ResticStall == 0 {
 		o.ResticStall = 2 * time.Minute
@@ -176,7 +176,8 @@ type session struct {
 }
 
 // open loads an opted-in instance and takes its lock. It returns
-// instance.ErrNotOptedIn when there is no sync.json.
+// instance.ErrNotOptedIn when there is no sync.json, and a
+// *NotOriginalError for a copy of an instance that lives elsewhere.
 func open(opt Options) (*session, error) {
 	if err := opt.defaults(); err != nil {
 		return nil, err
@@ -187,6 +188,9 @@ func open(opt Options) (*session, error) {
 		return nil, err
 	}
 	s.cfg = cfg
+	if opt.userDirsErr != nil {
+		return nil, opt.userDirsErr
+	}
 	if _, err := remote.CheckURL(cfg.URL, opt.InsecureHTTP); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.paths.Config(), err)
 	}
@@ -197,11 +201,15 @@ func open(opt Options) (*session, error) {
 	if s.lock, err = s.paths.AcquireLock(); err != nil {
 		return nil, err
 	}
-	if err := s.readToken(); err != nil {
+	if s.state, err = s.paths.LoadState(); err != nil {
 		s.lock.Release()
 		return nil, err
 	}
-	if s.state, err = s.paths.LoadState(); err != nil {
+	if err := s.checkHome(); err != nil {
+		s.lock.Release()
+		return nil, err
+	}
+	if err := s.readToken(); err != nil {
 		s.lock.Release()
 		return nil, err
 	}

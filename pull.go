@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/history"
-	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/remote"
 	"git.timemachine.center/timemachine/instance-sync/restic"
 	"git.timemachine.center/timemachine/instance-sync/scope"
@@ -22,9 +21,9 @@ import (
 // pack folder when it is newer, following history.Decide's table.
 // A folder that has not opted in is left alone (Action "not-opted-in").
 func Pull(ctx context.Context, opt Options) (Result, error) {
-	s, err := open(opt)
-	if errors.Is(err, instance.ErrNotOptedIn) {
-		return Result{Action: ActionNotOptedIn}, nil
+	s, skipped, err := openHook(ctx, opt)
+	if skipped != nil {
+		return *skipped, nil
 	}
 	if err != nil {
 		return Result{}, err

@@ -25,9 +25,9 @@ import (
 // since the last sync. It never refuses because the cloud moved: the new
 // snapshot names its true base, and the other computer sees two heads.
 func Push(ctx context.Context, opt Options) (Result, error) {
-	s, err := open(opt)
-	if errors.Is(err, instance.ErrNotOptedIn) {
-		return Result{Action: ActionNotOptedIn}, nil
+	s, skipped, err := openHook(ctx, opt)
+	if skipped != nil {
+		return *skipped, nil
 	}
 	if err != nil {
 		return Result{}, err

@@ -35,6 +35,9 @@ func Init(ctx context.Context, o InitOptions) (instance.Config, error) {
 	if err := o.defaults(); err != nil {
 		return instance.Config{}, err
 	}
+	if o.userDirsErr != nil {
+		return instance.Config{}, o.userDirsErr
+	}
 	p := instance.Paths{Pack: o.PackFolder}
 	if fi, err := os.Stat(o.PackFolder); err != nil || !fi.IsDir() {
 		return instance.Config{}, fmt.Errorf("pack folder %s does not exist; pass the instance's game folder with --pack-folder", o.PackFolder)
@@ -96,6 +99,11 @@ func Init(ctx context.Context, o InitOptions) (instance.Config, error) {
 		return instance.Config{}, err
 	}
 	_ = os.Remove(p.Disabled())
+	// The state records where the instance lives, so a copy of the folder
+	// is recognised. A damaged state is left for the next sync to report.
+	if err := recordHome(o.Options, p); err != nil && !errors.As(err, new(*instance.FileError)) {
+		return instance.Config{}, err
+	}
 	// A launcher export of the instance leaves the sync state out.
 	if file, entry, ok := p.PackIgnore(); ok {
 		if _, err := instance.AddPackIgnore(file, entry); err != nil {

@@ -16,9 +16,12 @@ import (
 // StatusReport is what "instance-sync status" shows. Field names are
 // stable: they are the --json output.
 type StatusReport struct {
-	PackFolder    string    `json:"pack_folder"`
-	OptedIn       bool      `json:"opted_in"`
-	Disabled      bool      `json:"disabled"`
+	PackFolder string `json:"pack_folder"`
+	OptedIn    bool   `json:"opted_in"`
+	Disabled   bool   `json:"disabled"`
+	// Copy says why a copied folder is not synced as its original, and
+	// what to run.
+	Copy          string    `json:"copy,omitempty"`
 	InstanceID    string    `json:"instance_id,omitempty"`
 	Label         string    `json:"label,omitempty"`
 	URL           string    `json:"url,omitempty"`
@@ -70,6 +73,14 @@ func Status(ctx context.Context, opt Options) (StatusReport, error) {
 				}
 			}
 		}
+		return r, nil
+	}
+	var no *NotOriginalError
+	if errors.As(err, &no) {
+		if c, cerr := p.LoadConfig(); cerr == nil {
+			r.InstanceID, r.URL, r.User = c.InstanceID, c.URL, c.User
+		}
+		r.Copy = no.Error()
 		return r, nil
 	}
 	if err != nil {

@@ -95,6 +95,7 @@ commands:
   setup [--url=URL]              log in and opt this instance in (interactive)
   init --url=URL --token-file=FILE [--join=ID] [--force]   opt in from a script (the file holds USER:PASSWORD)
   disable | enable               pause or resume sync, keeping the instance id
+  copy --same | --new            sync a copied instance folder as its original's instance, or as a new one
   status [--json]                opted in? last sync, pending changes, cloud heads, scope
   history [--json]               snapshots: time, host, kind, size, heads
   restore SNAPSHOT               bring an older snapshot back (safety snapshot first)
@@ -132,6 +133,8 @@ func Main(ctx context.Context, env Env) int {
 		err = cmdInit(ctx, env, args)
 	case "setup":
 		err = cmdSetup(ctx, env, args)
+	case "copy":
+		err = cmdCopy(ctx, env, args)
 	case "enable", "disable":
 		err = cmdEnable(env, name, args)
 	case "status":

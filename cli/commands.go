@@ -297,6 +297,8 @@ func cmdStatus(ctx context.Context, env Env, args []string) error {
 		fmt.Fprintf(w, "opted in:\tyes\n")
 	case r.Disabled:
 		fmt.Fprintf(w, "opted in:\tpaused (\"instance-sync enable\" resumes)\n")
+	case r.Copy != "":
+		fmt.Fprintf(w, "opted in:\tnot synced: %s\n", r.Copy)
 	default:
 		fmt.Fprintf(w, "opted in:\tno (\"instance-sync setup\" opts in)\n")
 	}

@@ -153,3 +153,39 @@ func ListInstances(ctx context.Context, srv remote.Server) (list []Listed, ok bo
 	}
 	return list, true
 }
+
+// cmdCopy settles a copied instance folder that the hooks do not sync as
+// its original: --same syncs it as the same instance, --new makes it a new
+// instance ("instance-sync disable" leaves it unsynced).
+func cmdCopy(ctx context.Context, env Env, args []string) error {
+	c := newCommand(env, "copy", "--same | --new", withPack|withToken|withInsecure|withLabel)
+	same := c.fs.Bool("same", false, "sync this copy as the same instance as its original (one shared history)")
+	asNew := c.fs.Bool("new", false, "make this copy a new instance with its own history")
+	o, err := c.setup(args, func() error {
+		if *same == *asNew || c.fs.NArg() > 0 {
+			return usagef("copy needs --same or --new (\"instance-sync disable\" leaves a copy unsynced)")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var tok *instance.Token
+	if raw := env.Getenv("INSTANCE_SYNC_TOKEN"); raw != "" && c.tokenFile == "" {
+		t, err := instance.ParseToken(raw)
+		if err != nil {
+			return usagef("$INSTANCE_SYNC_TOKEN: %v", err)
+		}
+		tok = &t
+	}
+	cfg, err := instancesync.ResolveCopy(ctx, o, *asNew, tok)
+	if err != nil {
+		return err
+	}
+	if *asNew {
+		fmt.Fprintf(env.Stdout, "this copy is now instance %s, with its own history from its next push\n", cfg.InstanceID)
+	} else {
+		fmt.Fprintf(env.Stdout, "this copy syncs as instance %s, sharing its history\n", cfg.InstanceID)
+	}
+	return nil
+}

@@ -165,6 +165,9 @@ func MkdirPrivate(dir string) error {
 // records it with the pack folder's path, so a folder copied from another
 // computer is recognised.
 func (d UserDirs) ComputerID() (string, error) {
+	if !filepath.IsAbs(d.Config) || !filepath.IsAbs(d.Cache) {
+		return "", fmt.Errorf("this user's folders are not known (config %q, cache %q)", d.Config, d.Cache)
+	}
 	f := d.ComputerFile()
 	data, err := os.ReadFile(f)
 	if err == nil {

@@ -66,6 +66,9 @@ type State struct {
 	// UnlockPending: a failed backup or restore may have left restic's lock
 	// on the server, and "restic unlock" could not reach it yet.
 	UnlockPending bool `json:"unlock_pending,omitempty"`
+	// Home is where this instance lives: a state that names another
+	// folder or computer was copied there (see Home).
+	Home *Home `json:"home,omitempty"`
 
 	manifestFile  string // where LoadManifest reads the manifest
 	manifestDirty bool   // SetManifest was called since the last save
@@ -83,6 +86,15 @@ type Journal struct {
 	Deletes  []string `json:"deletes,omitempty"`
 	// Failed counts the runs that could not finish the move.
 	Failed int `json:"failed,omitempty"`
+}
+
+// Home is where an instance folder lives: the pack folder's absolute path
+// and the id of the computer (UserDirs.ComputerID). Copying the folder
+// copies the record, so a folder whose record names another place is a
+// copy, or was moved.
+type Home struct {
+	Path     string `json:"path"`
+	Computer string `json:"computer"`
 }
 
 // StagedManifest is a manifest already encoded and written beside

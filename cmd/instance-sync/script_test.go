@@ -107,6 +107,7 @@ func scriptParams(realRestic, dir string) testscript.Params {
 			"tokenfile":   cmdUserFile(instance.UserDirs.TokenFile),
 			"keyfile":     cmdUserFile(instance.UserDirs.MasterKeyFile),
 			"nosecret":    cmdNoSecret,
+			"cpdir":       cmdCpDir,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "root" {
@@ -540,4 +541,44 @@ func cmdNoSecret(ts *testscript.TestScript, neg bool, args []string) {
 	if found == 0 {
 		ts.Fatalf("no files under %s", args[0])
 	}
+}
+
+// cpdir SRC DST: copy the folder SRC to DST (which must not exist) with
+// every file, hidden ones too, the way a launcher copies an instance.
+func cmdCpDir(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: cpdir SRC DST")
+	}
+	src, dst := ts.MkAbs(args[0]), ts.MkAbs(args[1])
+	if _, err := os.Stat(dst); err == nil {
+		ts.Fatalf("%s exists", dst)
+	}
+	ts.Check(filepath.WalkDir(src, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case e.IsDir():
+			return os.MkdirAll(to, fi.Mode().Perm()|0o700)
+		case e.Type().IsRegular():
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(to, data, fi.Mode().Perm()); err != nil {
+				return err
+			}
+			return os.Chtimes(to, fi.ModTime(), fi.ModTime())
+		}
+		return nil
+	}))
 }

@@ -1,0 +1,251 @@
+package instancesync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/remote"
+	"git.timemachine.center/timemachine/instance-sync/ui"
+)
+
+// A launcher's "copy instance", an exported zip unpacked elsewhere or a
+// folder copied by hand carries .cloud-sync/ with it: the same instance
+// id and state. Synced as is, the copy would push into the original's
+// history, and the original would fast-forward to the copy's progress at
+// its next launch. So the state records where the instance lives
+// (instance.Home), and a folder whose record names another place is not
+// synced as the original until the player says how.
+
+// NotOriginalError is a pack folder that is a copy of an instance living
+// elsewhere: on this computer at Original, or (Original "") on another
+// computer, this one having no token for it. The hooks sync nothing and
+// exit 0; other commands fail with it.
+type NotOriginalError struct {
+	InstanceID string
+	Original   string
+}
+
+func (e *NotOriginalError) Error() string {
+	if e.Original != "" {
+		return fmt.Sprintf("this folder is a copy of instance %s, whose original is %s, so it is not synced as the original; "+
+			`run "instance-sync copy --same" to sync it as the same instance, "instance-sync copy --new" to make it a new instance, or "instance-sync disable" to leave it unsynced`,
+			e.InstanceID, e.Original)
+	}
+	return fmt.Sprintf("this folder comes from another computer and this one has no token for its instance %s, so it is not synced; "+
+		`run "instance-sync setup --force" to log in and sync it (as the same instance or a new one), or "instance-sync disable" to leave it unsynced`,
+		e.InstanceID)
+}
+
+// question is the dialog's text.
+func (e *NotOriginalError) question() string {
+	if e.Original != "" {
+		return fmt.Sprintf("This instance is a copy of one that syncs from\n%s\n\nSync this copy as the same instance (both share one history), as a new instance (its own history), or not at all?", e.Original)
+	}
+	return "This instance was copied from another computer, and this computer has no login for it.\n\nSync this copy as the same instance (log in to continue its history), as a new instance (log in; its own history), or not at all?"
+}
+
+// checkHome compares where the state says the instance lives with where
+// it is now. The same place, a folder that was moved (nothing holds the
+// instance at the recorded path any more) and a state from before homes
+// were recorded all go on, and the record is brought up to date.
+func (s *session) checkHome() error {
+	computer, err := s.opt.UserDirs.ComputerID()
+	if err != nil {
+		return err
+	}
+	here := instance.Home{Path: s.opt.PackFolder, Computer: computer}
+	h := s.state.Home
+	switch {
+	case h != nil && *h == here:
+		return nil
+	case h != nil && h.Computer == computer && h.Path != here.Path && holdsInstance(h.Path, s.cfg.InstanceID):
+		return &NotOriginalError{InstanceID: s.cfg.InstanceID, Original: h.Path}
+	case h != nil && h.Computer != computer && !s.tokenHere():
+		return &NotOriginalError{InstanceID: s.cfg.InstanceID}
+	}
+	s.state.Home = &here
+	if err := s.save(); err != nil {
+		return err
+	}
+	if h != nil && h.Computer == computer {
+		s.opt.UI.Info(fmt.Sprintf("this instance moved here from %s; it syncs from here now", h.Path))
+	}
+	return nil
+}
+
+// tokenHere reports whether this computer has a token for the instance.
+func (s *session) tokenHere() bool {
+	if s.opt.TokenFile != "" {
+		return true
+	}
+	for _, f := range []string{s.opt.UserDirs.TokenFile(s.cfg), s.paths.LegacyToken()} {
+		if _, err := os.Stat(f); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsInstance reports whether pack is opted in (or paused) as instance id.
+func holdsInstance(pack, id string) bool {
+	p := instance.Paths{Pack: pack}
+	for _, f := range []string{p.Config(), p.Disabled()} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if c, err := instance.ParseConfig(data); err == nil && c.InstanceID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// recordHome writes where the instance lives into its state (init, and a
+// copy adopted as the same instance).
+func recordHome(opt Options, p instance.Paths) error {
+	computer, err := opt.UserDirs.ComputerID()
+	if err != nil {
+		return err
+	}
+	st, err := p.LoadState()
+	if err != nil {
+		return err
+	}
+	st.Home = &instance.Home{Path: opt.PackFolder, Computer: computer}
+	return p.SaveState(&st)
+}
+
+// openHook is open for the hooks (pull, push). A copy is not synced as
+// the original: the dialogs ask what to do and do it; other UIs get one
+// warning line naming the commands. skipped is the result to return when
+// nothing is to be synced now.
+func openHook(ctx context.Context, opt Options) (s *session, skipped *Result, err error) {
+	s, err = open(opt)
+	if errors.Is(err, instance.ErrNotOptedIn) {
+		return nil, &Result{Action: ActionNotOptedIn}, nil
+	}
+	var no *NotOriginalError
+	if !errors.As(err, &no) {
+		return s, nil, err
+	}
+	skip := &Result{Action: ActionCopy, Message: no.Error()}
+	asker, ok := opt.UI.(ui.CopyAsker)
+	if !ok {
+		opt.UI.Warn(no.Error())
+		return nil, skip, nil
+	}
+	choice, err := asker.AskCopy(ctx, no.question())
+	if err != nil {
+		opt.UI.Warn(no.Error())
+		return nil, skip, nil
+	}
+	switch choice {
+	case ui.CopySame, ui.CopyNew:
+		var tok *instance.Token
+		if no.Original == "" {
+			t, err := loginFor(ctx, opt)
+			if err != nil {
+				return nil, nil, err
+			}
+			tok = &t
+		}
+		if _, err := ResolveCopy(ctx, opt, choice == ui.CopyNew, tok); err != nil {
+			return nil, nil, err
+		}
+		s, err = open(opt)
+		return s, nil, err
+	case ui.CopyOff:
+		if err := Disable(opt); err != nil {
+			return nil, nil, err
+		}
+		opt.UI.Info(`sync is off for this copy; "instance-sync enable" turns it on again`)
+	}
+	return nil, skip, nil
+}
+
+// loginFor asks for the account of the instance's server (a copy from
+// another computer).
+func loginFor(ctx context.Context, opt Options) (instance.Token, error) {
+	p := instance.Paths{Pack: opt.PackFolder}
+	cfg, err := p.LoadConfig()
+	if err != nil {
+		return instance.Token{}, err
+	}
+	creds, err := opt.UI.Login(ctx, ui.Login{URL: cfg.URL, User: cfg.User,
+		Check: func(ctx context.Context, url, user, pw string) error {
+			srv := remote.Server{URL: url, User: user, Password: pw, Timeout: opt.HTTPTimeout}
+			if err := srv.Check(ctx, cfg.InstanceID); errors.Is(err, remote.ErrAuth) {
+				return fmt.Errorf("%w: %v", ui.ErrBadCredentials, err)
+			} else if err != nil {
+				return err
+			}
+			return nil
+		}})
+	if err != nil {
+		return instance.Token{}, err
+	}
+	return instance.Token{User: creds.User, Password: creds.Password}, nil
+}
+
+// ResolveCopy syncs a copied pack folder from now on, as the same instance
+// as its original (asNew false: one shared history) or as a new instance
+// (its own id and history, starting from these files). tok is the account
+// to use; nil takes --token-file, else the token this computer keeps for
+// the instance. A copy from another computer joins through the server
+// (init --join), so the account is checked first.
+func ResolveCopy(ctx context.Context, opt Options, asNew bool, tok *instance.Token) (instance.Config, error) {
+	if err := opt.defaults(); err != nil {
+		return instance.Config{}, err
+	}
+	if opt.userDirsErr != nil {
+		return instance.Config{}, opt.userDirsErr
+	}
+	p := instance.Paths{Pack: opt.PackFolder}
+	cfg, err := p.LoadConfig()
+	if err != nil {
+		return instance.Config{}, err
+	}
+	kept := opt.UserDirs.TokenFile(cfg)
+	keptHere := false
+	if tok == nil {
+		file := opt.TokenFile
+		if file == "" {
+			file = kept
+			if _, err := os.Stat(kept); errors.Is(err, fs.ErrNotExist) {
+				return instance.Config{}, fmt.Errorf("this computer has no token for instance %s; pass --token-file=FILE, or run \"instance-sync setup --force\" to log in", cfg.InstanceID)
+			}
+			keptHere = true
+		}
+		t, err := instance.ReadToken(file)
+		if err != nil {
+			return instance.Config{}, err
+		}
+		tok = &t
+	}
+	if !asNew && keptHere {
+		// A copy on this computer: the account is known good; only the
+		// record of where the instance lives changes.
+		lock, err := p.AcquireLock()
+		if err != nil {
+			return instance.Config{}, err
+		}
+		defer lock.Release()
+		return cfg, recordHome(opt, p)
+	}
+	join := cfg.InstanceID
+	if asNew {
+		join = ""
+	}
+	label := opt.Label
+	if label == "" {
+		label = cfg.Label
+	}
+	io := InitOptions{Options: opt, URL: cfg.URL, Token: *tok, Join: join, Force: true}
+	io.Label = label
+	return Init(ctx, io)
+}
