@@ -134,6 +134,13 @@ func openHook(ctx context.Context, opt Options) (s *session, skipped *Result, er
 		return s, nil, err
 	}
 	skip := &Result{Action: ActionCopy, Message: no.Error()}
+	// A program reading --json events tells a skipped copy from a sync
+	// or a folder that is not opted in by this event.
+	defer func() {
+		if skipped != nil {
+			opt.UI.Event(ui.DoneEvent{Action: string(ActionCopy), Message: no.Error()})
+		}
+	}()
 	asker, ok := opt.UI.(ui.CopyAsker)
 	if !ok {
 		opt.UI.Warn(no.Error())

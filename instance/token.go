@@ -35,7 +35,7 @@ func (t Token) String() string { return t.User + ":********" }
 func ReadToken(path string) (Token, error) {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Token{}, &FileError{Path: path, Problem: "no token file", Fix: `run "instance-sync setup" or "instance-sync init --token=USER:PASSWORD" to create it`}
+		return Token{}, &FileError{Path: path, Problem: "no token file", Fix: `run "instance-sync setup" or "instance-sync init --token-file=FILE" to create it`}
 	}
 	if err != nil {
 		return Token{}, err
@@ -50,7 +50,7 @@ func ReadToken(path string) (Token, error) {
 	}
 	t, err := ParseToken(string(data))
 	if err != nil {
-		return Token{}, &FileError{Path: path, Problem: err.Error(), Fix: `run "instance-sync init --force --token=USER:PASSWORD" to rewrite it`}
+		return Token{}, &FileError{Path: path, Problem: err.Error(), Fix: `run "instance-sync init --force --token-file=FILE" to rewrite it`}
 	}
 	return t, nil
 }
