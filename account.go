@@ -26,6 +26,9 @@ func Relogin(opt Options, tok instance.Token) error {
 	if tok.User != cfg.User {
 		return fmt.Errorf("this instance is synced by user %s, not %s; log in as %s", cfg.User, tok.User, cfg.User)
 	}
+	if opt.userDirsErr != nil {
+		return opt.userDirsErr
+	}
 	path := opt.TokenFile
 	if path == "" {
 		path = opt.UserDirs.TokenFile(cfg)
