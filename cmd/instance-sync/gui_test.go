@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -257,6 +258,39 @@ func TestGUI(t *testing.T) {
 		}
 	})
 
+	// A copy of a's folder: the hook asks what to do with it. "Not at all"
+	// (or closing the window) pauses it; "Same instance" syncs it from
+	// then on.
+	t.Run("copy", func(t *testing.T) {
+		g.t = t
+		env := g.env
+		g.env = append(env[:len(env):len(env)], "INSTANCE_SYNC_WATCH=0")
+		defer func() { g.env = env }()
+		cp := filepath.Join(g.dir, "a-copy")
+		copyTree(t, a, cp)
+		p := g.start("push", "--pack-folder="+cp)
+		g.window("a copied instance")
+		g.shot("copy")
+		g.key("Escape")
+		if code, out := p.wait(); code != 0 || !strings.Contains(out, "sync is off for this copy") {
+			t.Fatalf("not at all: exit %d, want 0\n%s", code, out)
+		}
+		if _, err := os.Stat(filepath.Join(cp, ".cloud-sync", "sync.json.disabled")); err != nil {
+			t.Fatalf("not at all did not pause the copy: %v", err)
+		}
+		g.ok("enable", "--pack-folder="+cp)
+		p = g.start("pull", "--pack-folder="+cp)
+		g.window("a copied instance")
+		g.key("Return")
+		if code, out := p.wait(); code != 0 || strings.Contains(out, "copy of instance") {
+			t.Fatalf("same instance: exit %d, want 0 and a pull\n%s", code, out)
+		}
+		st, err := instance.Paths{Pack: cp}.LoadState()
+		if err != nil || st.Home == nil || st.Home.Path != cp {
+			t.Fatalf("the copy's home: %+v, %v", st.Home, err)
+		}
+	})
+
 	t.Run("hook-error", func(t *testing.T) {
 		g.t = t
 		c := filepath.Join(g.dir, "c")
@@ -503,4 +537,31 @@ func read(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return fmt.Sprint(string(b))
+}
+
+// copyTree copies the folder src to dst, the way a launcher copies an
+// instance.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		to := filepath.Join(dst, rel)
+		switch {
+		case e.IsDir():
+			return os.MkdirAll(to, 0o755)
+		case e.Type().IsRegular():
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(to, data, 0o600)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
