@@ -15,8 +15,17 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The instance-sync runs of these tests inherit this environment: init
+	// keeps tokens in the config folder, which must not be the real one.
+	cfg, err := os.MkdirTemp("", "cloudsvc-test-config-")
+	if err == nil {
+		os.Setenv("XDG_CONFIG_HOME", cfg)
+	}
 	code := m.Run()
 	testpg.StopShared()
+	if err == nil {
+		os.RemoveAll(cfg)
+	}
 	os.Exit(code)
 }
 
