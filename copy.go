@@ -62,7 +62,11 @@ func (s *session) checkHome() error {
 	switch {
 	case h != nil && *h == here:
 		return nil
-	case h != nil && h.Computer == computer && h.Path != here.Path && holdsInstance(h.Path, s.cfg.InstanceID):
+	case h != nil && h.Computer == computer && sameFolder(h.Path, here.Path):
+		// The same folder by another name (a link, another letter case
+		// on Windows or macOS): not a copy, and the record stays.
+		return nil
+	case h != nil && h.Computer == computer && holdsInstance(h.Path, s.cfg.InstanceID):
 		return &NotOriginalError{InstanceID: s.cfg.InstanceID, Original: h.Path}
 	case h != nil && h.Computer != computer && !s.tokenHere():
 		return &NotOriginalError{InstanceID: s.cfg.InstanceID}
@@ -88,6 +92,16 @@ func (s *session) tokenHere() bool {
 		}
 	}
 	return false
+}
+
+// sameFolder reports whether a and b name one folder.
+func sameFolder(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
 }
 
 // holdsInstance reports whether pack is opted in (or paused) as instance id.
