@@ -252,6 +252,15 @@ func (s *session) unlockLeft() {
 	s.markUnlockPending(s.restic.Unlock(ctx) != nil)
 }
 
+// locksOnServer reports whether the repository holds restic locks (one
+// listing): usually none, as restic removes its lock when it ends. Any
+// lock found may be a killed run's; "restic unlock" removes only those
+// of processes that no longer run here.
+func (s *session) locksOnServer(ctx context.Context) bool {
+	names, err := s.server.ListFiles(ctx, s.cfg.InstanceID, "locks")
+	return err == nil && len(names) > 0
+}
+
 // markUnlockPending records whether a stale lock may still be on the
 // server. It changes only that field of the saved state: the session's
 // own state may hold changes a failure left unsaved on purpose.
@@ -349,8 +358,9 @@ func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
 		return nil, err
 	}
 	s.restic = rc
-	if s.state.UnlockPending {
-		// An earlier run could not remove its stale lock.
+	if s.state.UnlockPending || s.locksOnServer(ctx) {
+		// An earlier run could not remove its lock, or was killed (a
+		// launcher kills hooks without warning, and restic dies with us).
 		rc.LeftLock = true
 		s.unlockLeft()
 	}

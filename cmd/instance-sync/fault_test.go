@@ -228,6 +228,12 @@ func TestKillAnywhere(t *testing.T) {
 	}
 	t.Logf("%d kill points, %d runs killed mid-flight (pull %s, push %s)", points, killed, tPull.Round(time.Millisecond), tPush.Round(time.Millisecond))
 
+	// A killed run's restic lock does not outlive the next runs (it would
+	// hold the server's prune off for half an hour).
+	if locks, _ := os.ReadDir(filepath.Join(srv.DataDir, "alice", cfg.InstanceID, "locks")); len(locks) > 0 {
+		t.Fatalf("%d restic locks left on the server after the runs that followed the kills", len(locks))
+	}
+
 	// Every version ever written is in an instance or in a snapshot.
 	have := map[string]bool{}
 	addTree(t, a, have)
