@@ -114,8 +114,10 @@ class Result:
 
     ``action``: pull: nothing, local-ahead, fast-forward, resume, kept-local,
     used-cloud, offline; push: nothing, pushed; both: not-opted-in (no
-    sync.json: nothing was done). ``snapshot``: the snapshot this computer
-    is now in sync with (None when there is none)."""
+    sync.json: nothing was done) and copy (a copied folder that is not
+    synced as the original until "instance-sync copy --same|--new").
+    ``snapshot``: the snapshot this computer is now in sync with (None when
+    there is none)."""
 
     action: str
     snapshot: str | None

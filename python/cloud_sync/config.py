@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import stat
+import sys
 import tempfile
 import time
 import warnings
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
-__all__ = ["Config", "write", "read", "new_instance_id", "DIR_NAME", "VERSION"]
+__all__ = ["Config", "write", "read", "token_path", "new_instance_id", "DIR_NAME", "VERSION"]
 
 DIR_NAME = ".cloud-sync"
 VERSION = 1  # the sync.json version instance-sync reads and writes
@@ -45,6 +46,57 @@ class Config:
         if self.label:
             d["label"] = self.label
         return d
+
+
+def _user_config_dir() -> Path:
+    """<the OS's per-user config folder>/instance-sync, found as
+    instance-sync finds it (Go's os.UserConfigDir rules)."""
+    env = os.environ
+    if os.name == "nt":
+        base = env.get("AppData") or env.get("APPDATA") or ""
+        if not base:
+            raise ConfigError("cannot find this user's folders: %AppData% is not set")
+        return Path(base) / "instance-sync"
+    home = env.get("HOME") or ""
+    if sys.platform == "darwin":
+        if not home:
+            raise ConfigError("cannot find this user's folders: $HOME is not set")
+        return Path(home) / "Library" / "Application Support" / "instance-sync"
+    xdg = env.get("XDG_CONFIG_HOME") or ""
+    if os.path.isabs(xdg):
+        return Path(xdg) / "instance-sync"
+    if not home:
+        raise ConfigError("cannot find this user's folders: $HOME is not set")
+    return Path(home) / ".config" / "instance-sync"
+
+
+def _path_part(s: str) -> str:
+    """s as one file name: ASCII letters, digits and -_.~ stay, every other
+    byte (and a leading dot) becomes %XX."""
+    out = []
+    for i, b in enumerate(s.encode("utf-8")):
+        c = chr(b)
+        if (b < 128 and c.isalnum()) or c in "-_~" or (c == "." and i > 0):
+            out.append(c)
+        else:
+            out.append(f"%{b:02X}")
+    return "".join(out) or "%00"
+
+
+def _server_part(url: str) -> str:
+    url = url.rstrip("/")
+    for scheme in ("https://", "http://"):
+        if url.lower().startswith(scheme):
+            url = url[len(scheme):]
+            break
+    return _path_part(url)
+
+
+def token_path(url: str, user: str, instance_id: str) -> Path:
+    """Where instance-sync keeps the token of an instance, outside the pack
+    folder (a launcher's export zips the whole folder):
+    <user config folder>/instance-sync/tokens/<server>/<user>/<instance id>."""
+    return _user_config_dir() / "tokens" / _server_part(url) / _path_part(user) / _path_part(instance_id)
 
 
 def new_instance_id() -> str:
@@ -115,6 +167,15 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def _mkdir_private(p: Path) -> None:
+    missing = []
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for q in reversed(missing):
+        q.mkdir(mode=0o700, exist_ok=True)
 
 
 def _read_token_file(p: Path) -> str:
@@ -195,8 +256,9 @@ def write(
 
     The user comes from ``token`` ("USER:PASSWORD"), else from the file
     ``token_file``, else from ``user``. ``token`` is written (mode 0600) to
-    ``token_file`` when given, else to ``.cloud-sync/token``; pass the same
-    ``token_file`` to ``Args`` for pull and push. Without ``instance_id`` an
+    ``token_file`` when given (pass the same ``token_file`` to ``Args`` for
+    pull and push), else where instance-sync looks for it: ``token_path()``,
+    in the user's config folder, never inside the pack folder. Without ``instance_id`` an
     existing sync.json keeps its id (so calling this again changes nothing)
     and a new folder gets a fresh one; another id than the existing one
     needs ``force=True``. Like ``init``, it lists the pack folder's
@@ -244,9 +306,15 @@ def write(
 
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     if token is not None:
-        tf = Path(token_file) if token_file is not None else d / "token"
-        tf.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tf = Path(token_file) if token_file is not None else token_path(url, user, instance_id)
+        _mkdir_private(tf.parent)
         _write_atomic(tf, (token.strip() + "\n").encode("utf-8"), 0o600)
+        if token_file is None:
+            # The predecessor's place, inside the folder an export zips.
+            try:
+                (d / "token").unlink()
+            except FileNotFoundError:
+                pass
     # What was recorded for another instance describes another repository.
     if existing is not None and existing.instance_id != instance_id:
         for name in ("state.json", "manifest.json", "masterkey"):

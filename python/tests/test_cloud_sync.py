@@ -262,11 +262,19 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(events, r.events)
 
         # The second computer: sync.json for the same instance, the token
-        # written by config.write into the pack folder (mode 0600).
+        # written by config.write where instance-sync looks for it, in the
+        # user's config folder (mode 0600), never in the pack folder.
         config.write(b, self.server.url, token=token, instance_id=cfg.instance_id)
-        tok = b / ".cloud-sync" / "token"
-        self.assertEqual(stat.S_IMODE(tok.stat().st_mode), 0o600)
+        port = self.server.url.rsplit(":", 1)[1]
+        tok = self.work / "config" / "instance-sync" / "tokens" / f"127.0.0.1%3A{port}" / "alice" / cfg.instance_id
+        self.assertEqual(config.token_path(self.server.url, "alice", cfg.instance_id), tok)
         self.assertEqual(tok.read_text(), token + "\n")
+        self.assertEqual(stat.S_IMODE(tok.stat().st_mode), 0o600)
+        self.assertEqual(stat.S_IMODE(tok.parent.stat().st_mode), 0o700)
+        password = token.split(":", 1)[1].encode()
+        for f in b.rglob("*"):
+            if f.is_file():
+                self.assertNotIn(password, f.read_bytes(), f"{f} holds the password")
         got = cloud_sync.pull(self.args(b, "computer-b"))
         self.assertEqual((got.action, got.snapshot), ("fast-forward", r.snapshot))
         files = ("saves/World/level.dat", "options.txt", "logs/latest.log")
@@ -409,6 +417,22 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(config.read(a), cfg)
         self.assertEqual(cloud_sync.pull(args()).action, "nothing")
 
+    def test_packignore_like_init(self) -> None:
+        # config.write lists .cloud-sync in .packignore exactly as init does.
+        token = self.account("hal")
+        packs = []
+        for name in ("inst-init", "inst-write"):
+            inst = self.work / name
+            (inst / "minecraft").mkdir(parents=True)
+            (inst / "instance.cfg").write_text("InstanceType=OneSix\n")
+            (inst / ".packignore").write_bytes(b"mods/mine.jar")
+            packs.append(inst / "minecraft")
+        cloud_sync.init(self.args(packs[0], "computer-a"), self.server.url, token=token)
+        config.write(packs[1], self.server.url, token=token)
+        by_init = (packs[0].parent / ".packignore").read_bytes()
+        self.assertEqual(by_init, b"minecraft/.cloud-sync\nmods/mine.jar")
+        self.assertEqual((packs[1].parent / ".packignore").read_bytes(), by_init)
+
     def test_not_opted_in(self) -> None:
         a = self.folder("a6")
         r = cloud_sync.pull(self.args(a, "computer-a"))
@@ -531,6 +555,15 @@ class Offline(unittest.TestCase):
             config.write(plain, "https://example.org", user="alice")
             self.assertFalse((Path(d) / ".packignore").exists())
             self.assertFalse((plain / ".packignore").exists())
+
+    def test_token_path(self) -> None:
+        from cloud_sync.config import _path_part, _server_part
+        self.assertEqual(_server_part("http://127.0.0.1:8000/"), "127.0.0.1%3A8000")
+        self.assertEqual(_server_part("HTTPS://cloud.tm.center"), "cloud.tm.center")
+        self.assertEqual(_path_part(".hidden"), "%2Ehidden")
+        self.assertEqual(_path_part("a.b~c_d-e"), "a.b~c_d-e")
+        self.assertEqual(_path_part("é/x"), "%C3%A9%2Fx")
+        self.assertEqual(_path_part(""), "%00")
 
     def test_parse_time(self) -> None:
         from cloud_sync.errors import parse_time
