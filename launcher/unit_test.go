@@ -280,14 +280,21 @@ func TestProcessRunningHere(t *testing.T) {
 		argv []string
 	}{
 		{Prism, []string{copyProgram("/bin/sleep", "prismlauncher"), "60"}},
-		// "; :" keeps the shell from replacing itself with sleep.
-		{ATLauncher, []string{copyProgram("/bin/sh", "java"), "-c", "sleep 60; :", "/opt/ATLauncher.jar"}},
+		// "read" is the shell's own: no child process that could outlive
+		// the kill (a forked child is a "java" with the jar until it
+		// execs). It waits on a pipe the test never writes.
+		{ATLauncher, []string{copyProgram("/bin/sh", "java"), "-c", "read x", "/opt/ATLauncher.jar"}},
 	}
 	for _, c := range cases {
 		if running, err := ProcessRunning(context.Background(), c.l); err != nil || running {
 			t.Skipf("%s is already running here (or no process list: %v)", c.l, err)
 		}
 		cmd := exec.Command(c.argv[0], c.argv[1:]...)
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stdin.Close()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
