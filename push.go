@@ -88,6 +88,17 @@ func (s *session) push(ctx context.Context) (Result, error) {
 			return Result{}, err
 		}
 	}
+	if listing.Exists && len(listing.Snapshots) == 0 {
+		// restic init creates the folders a key derivation before it
+		// writes the key and config (another computer creating it now, or
+		// an init that was killed): without a config it is created here,
+		// and an init that loses the race uses the one that won.
+		exists, err := s.hasConfig(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		listing.Exists = exists
+	}
 	if !listing.Exists {
 		u.Info("creating the cloud repository for this instance")
 		if err := s.initRepository(ctx, rc); err != nil {

@@ -96,3 +96,13 @@ func (s *session) initRepository(ctx context.Context, rc *restic.Client) error {
 	}
 	return s.chooseKey(ctx, rc)
 }
+
+// hasConfig reports whether the cloud repository has its config, the
+// file restic writes last when it creates a repository.
+func (s *session) hasConfig(ctx context.Context) (bool, error) {
+	_, err := s.server.ConfigFile(ctx, s.cfg.InstanceID)
+	if errors.Is(err, remote.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}

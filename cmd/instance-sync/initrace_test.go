@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -150,4 +151,62 @@ func lastOf(t *testing.T, pack string) string {
 		t.Fatal(err)
 	}
 	return st.Last
+}
+
+// TestFirstPushIntoHalfCreatedRepository: restic init creates the
+// repository's folders first and writes its key and config a key
+// derivation later (most of a second, longer on a loaded computer); an
+// init that was killed stops there for good. A push that meets such a
+// repository (snapshots/ listed, no config) creates it and succeeds; it
+// must not take it for a usable repository and fail with "repository
+// does not exist".
+func TestFirstPushIntoHalfCreatedRepository(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: real pushes")
+	}
+	realRestic := testenv.Restic(t)
+	bin := buildBinary(t)
+	work := t.TempDir()
+	srv, err := testserver.Start(filepath.Join(work, "server"), "", map[string]string{"alice": "alice-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	token := filepath.Join(work, "token")
+	if err := os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pc := newComputer(t, bin, realRestic, filepath.Join(work, "home"))
+	pack := filepath.Join(work, "pack")
+	writeTestFile(t, pack, "saves/World/level.dat", "the world")
+	pc.must(pack, "init", "--url="+srv.URL, "--token-file="+token)
+	cfg, err := instance.Paths{Pack: pack}.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What another computer's restic init has done before its key and
+	// config: the request that creates the folders.
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/alice/"+cfg.InstanceID+"/?create=true", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("alice", "alice-pw")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("creating the repository folders: %s", resp.Status)
+	}
+	if out, code := pc.run(pack, "push", "--no-gui", "--token-file="+token); code != 0 {
+		t.Fatalf("push into a repository being created: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(srv.DataDir, "alice", cfg.InstanceID, "config")); err != nil {
+		t.Fatalf("push did not create the repository: %v", err)
+	}
+	out, code := pc.run(pack, "history", "--token-file="+token)
+	if code != 0 || strings.Count(out, "push") != 1 {
+		t.Fatalf("history after the push: exit %d, want 1 push\n%s", code, out)
+	}
 }
