@@ -17,12 +17,14 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
 	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
+	"git.timemachine.center/timemachine/instance-sync/watch"
 )
 
 // guiTools are what TestGUI needs: the command it looks for, the Debian
@@ -80,16 +82,18 @@ func TestGUI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
 	// slow holds uploads of data packs back, so a push lasts long enough
-	// for its progress window to open and be cancelled.
+	// for its progress window to open and be cancelled. A held request is
+	// not told that its client went away (its body is unread), so the
+	// cancelled push's uploads are let go when the subtest ends, and at
+	// the latest before the server closes (Close waits for them).
 	var slow atomic.Bool
+	hold := newHold()
+	defer srv.Close()
+	defer hold.release()
 	srv.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if slow.Load() && r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/data/") {
-			select {
-			case <-r.Context().Done():
-			case <-time.After(20 * time.Second):
-			}
+			hold.wait(r, 20*time.Second)
 		}
 		return false
 	})
@@ -107,6 +111,11 @@ func TestGUI(t *testing.T) {
 	}
 
 	a := filepath.Join(g.dir, "a")
+	b := filepath.Join(g.dir, "b")
+	cp := filepath.Join(g.dir, "a-copy")
+	// The pulls below start change watchers in the background (their own
+	// sessions, not our children): stop them before the folder goes.
+	defer stopWatchers(t, a, b, cp)
 	t.Run("login", func(t *testing.T) {
 		g.t = t
 		mkdirs(t, a)
@@ -149,7 +158,6 @@ func TestGUI(t *testing.T) {
 	})
 
 	// A second computer joins; both change the world: a conflict.
-	b := filepath.Join(g.dir, "b")
 	level := func(pack string) string { return filepath.Join(pack, "saves", "World", "level.dat") }
 	write(t, level(a), "level v1")
 	g.ok("push", "--no-gui", "--pack-folder="+a)
@@ -212,6 +220,7 @@ func TestGUI(t *testing.T) {
 		g.key("Escape")
 		code, out := p.wait()
 		slow.Store(false)
+		hold.release()
 		if code != 3 || !strings.Contains(out, "cancelled by the player") {
 			t.Fatalf("exit %d, want 3\n%s", code, out)
 		}
@@ -266,7 +275,6 @@ func TestGUI(t *testing.T) {
 		env := g.env
 		g.env = append(env[:len(env):len(env)], "INSTANCE_SYNC_WATCH=0")
 		defer func() { g.env = env }()
-		cp := filepath.Join(g.dir, "a-copy")
 		copyTree(t, a, cp)
 		p := g.start("push", "--pack-folder="+cp)
 		g.window("a copied instance")
@@ -318,10 +326,11 @@ type gui struct {
 }
 
 type proc struct {
-	g    *gui
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan error
+	g      *gui
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	done   chan error
+	exited chan struct{} // closed when the command has ended
 }
 
 // lockedBuffer is the command's output, readable while it still runs.
@@ -351,10 +360,10 @@ func (g *gui) start(args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		g.t.Fatal(err)
 	}
-	p := &proc{g: g, cmd: cmd, out: out, done: make(chan error, 1)}
+	p := &proc{g: g, cmd: cmd, out: out, done: make(chan error, 1), exited: make(chan struct{})}
 	g.running = p
-	go func() { p.done <- cmd.Wait() }()
-	g.t.Cleanup(func() { _ = cmd.Process.Kill() })
+	go func() { p.done <- cmd.Wait(); close(p.exited) }()
+	g.t.Cleanup(func() { _ = cmd.Process.Kill(); <-p.exited })
 	return p
 }
 
@@ -563,5 +572,42 @@ func copyTree(t *testing.T, src, dst string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// hold keeps requests waiting until it is released (or a time passes).
+type hold struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+func newHold() *hold { return &hold{ch: make(chan struct{})} }
+
+func (h *hold) wait(r *http.Request, most time.Duration) {
+	select {
+	case <-h.ch:
+	case <-r.Context().Done():
+	case <-time.After(most):
+	}
+}
+
+func (h *hold) release() { h.once.Do(func() { close(h.ch) }) }
+
+// stopWatchers ends the change watchers running for the packs and waits
+// until they are gone (up to 30 s).
+func stopWatchers(t *testing.T, packs ...string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, pack := range packs {
+		for pids := watch.Pids(pack); len(pids) > 0; pids = watch.Pids(pack) {
+			if time.Now().After(deadline) {
+				t.Errorf("a change watcher still runs for %s: %v", pack, pids)
+				break
+			}
+			for _, pid := range pids {
+				_ = syscall.Kill(pid, syscall.SIGTERM)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 }

@@ -61,6 +61,8 @@ func TestWindowsGUI(t *testing.T) {
 	}
 	defer srv.Close()
 	var slow atomic.Bool
+	// Close waits for the requests being handled: held ones go first.
+	defer slow.Store(false)
 	srv.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		// Held until the test lets go (or 5 minutes): the cancel below
 		// takes several dialogs, slow on a loaded machine.
@@ -220,10 +222,11 @@ type winGUI struct {
 // hands standard error on to the processes it starts for the desktop,
 // so a pipe would stay open after the program exits.
 type winRun struct {
-	g    *gui
-	cmd  *exec.Cmd
-	out  string
-	done chan error
+	g      *gui
+	cmd    *exec.Cmd
+	out    string
+	done   chan error
+	exited chan struct{} // closed when the command has ended
 }
 
 func (w *winGUI) command(args ...string) (*exec.Cmd, string) {
@@ -240,9 +243,9 @@ func (w *winGUI) start(args ...string) *winRun {
 	if err := cmd.Start(); err != nil {
 		w.g.t.Fatal(err)
 	}
-	r := &winRun{g: w.g, cmd: cmd, out: out, done: make(chan error, 1)}
-	go func() { r.done <- cmd.Wait() }()
-	w.g.t.Cleanup(func() { _ = cmd.Process.Kill() })
+	r := &winRun{g: w.g, cmd: cmd, out: out, done: make(chan error, 1), exited: make(chan struct{})}
+	go func() { r.done <- cmd.Wait(); close(r.exited) }()
+	w.g.t.Cleanup(func() { _ = cmd.Process.Kill(); <-r.exited })
 	return r
 }
 

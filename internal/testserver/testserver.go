@@ -31,6 +31,9 @@ type Server struct {
 	mu       sync.Mutex
 	hook     func(w http.ResponseWriter, r *http.Request) bool
 	verified map[string]string // user → password that passed bcrypt
+	closed   bool              // Close began: new requests get a 503
+	busy     int               // requests being handled
+	idle     *sync.Cond        // signalled when busy drops to 0
 }
 
 // userHeader carries the checked user to the rest-server handler.
@@ -91,10 +94,24 @@ func Start(dataDir, addr string, users map[string]string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{URL: "http://" + ln.Addr().String(), DataDir: dataDir, ln: ln}
+	s.idle = sync.NewCond(&s.mu)
 	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			http.Error(w, "server closed", http.StatusServiceUnavailable)
+			return
+		}
+		s.busy++
 		hook := s.hook
 		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			if s.busy--; s.busy == 0 {
+				s.idle.Broadcast()
+			}
+			s.mu.Unlock()
+		}()
 		if hook != nil && hook(w, r) {
 			return
 		}
@@ -116,9 +133,23 @@ func (s *Server) SetHook(f func(w http.ResponseWriter, r *http.Request) bool) {
 	s.mu.Unlock()
 }
 
-// Close stops the server.
+// Close stops the server and waits for the requests it is still handling,
+// so that nothing writes into DataDir after it returns (a test's temporary
+// folder is removed right after). http.Server.Close alone returns at once:
+// a handler that has not read a request's body is not told that its
+// client went away, and writes the upload (a temporary file in the
+// repository's data/ folder) when it gets to it. A hook that holds
+// requests back must therefore let them go before Close.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	err := s.srv.Close()
+	s.mu.Lock()
+	for s.busy > 0 {
+		s.idle.Wait()
+	}
+	s.mu.Unlock()
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
