@@ -301,13 +301,17 @@ func isListing(r *http.Request, segs []string) bool {
 // folder, then stats each entry, and an upload's temporary file renamed in
 // between makes the whole answer a 404, which restic and instance-sync take
 // for "no repository" or "no snapshots". A 404 for a repository that exists
-// is answered again (the race needs an upload landing in that instant).
+// is answered again. The race needs an upload landing while the folder is
+// read, so its odds grow with the folder's size and the upload rate: on a
+// loaded machine with uploads back to back, a third of the listings of a
+// folder of hundreds of files were seen to hit it, and six tries were not
+// always enough. listingTries bounds the work of one listing.
 func (h *publicHandler) serveListing(w http.ResponseWriter, r *http.Request, user, inst string) {
-	for attempt := 0; ; attempt++ {
+	for attempt := 1; ; attempt++ {
 		buf := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
 		// A copy each time: rest-server rewrites the request's path.
 		h.rest.ServeHTTP(buf, r.Clone(r.Context()))
-		if buf.code == http.StatusNotFound && attempt < 5 {
+		if buf.code == http.StatusNotFound && attempt < listingTries {
 			if _, err := os.Stat(filepath.Join(h.s.repoPath(user, inst), "config")); err == nil {
 				continue
 			}
@@ -320,6 +324,9 @@ func (h *publicHandler) serveListing(w http.ResponseWriter, r *http.Request, use
 		return
 	}
 }
+
+// listingTries is how often one listing is read before its 404 is sent.
+const listingTries = 50
 
 // bufferedResponse holds an answer until it is known to be the one to send.
 type bufferedResponse struct {
