@@ -28,6 +28,12 @@ import (
 // windows without a window manager, so there is no title bar in the
 // pictures. It skips like TestGUI and the Wine tests.
 func TestWindowsGUI(t *testing.T) {
+	// Keys sent to Wine's dialogs on Xvfb are sometimes dropped on a loaded
+	// machine, which leaves a dialog waiting: this test runs on request
+	// (make test-wine-gui), not in every make test.
+	if os.Getenv("ISYNC_WINE_GUI") != "1" {
+		t.Skip("the Win32 dialogs under Wine run with ISYNC_WINE_GUI=1 (make test-wine-gui)")
+	}
 	for _, tool := range guiTools {
 		if tool.command == "zenity" {
 			continue // Windows draws its own dialogs
