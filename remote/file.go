@@ -26,26 +26,7 @@ func (s Server) SnapshotFile(ctx context.Context, instanceID, id string) ([]byte
 	if !isHexID(id) {
 		return nil, fmt.Errorf("%q is not a snapshot id", id)
 	}
-	resp, err := s.do(ctx, http.MethodGet, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/snapshots/"+id, "")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, fmt.Errorf("%w: snapshot %s of %s on %s", ErrNotFound, id[:8], instanceID, s.base())
-	default:
-		return nil, s.statusError(resp, "reading snapshot "+id[:8], "")
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxSnapshotFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: reading snapshot %s: %v", ErrUnreachable, s.base(), id[:8], trimURL(err))
-	}
-	if len(b) > maxSnapshotFile {
-		return nil, fmt.Errorf("%s: snapshot %s is larger than %d MiB; not a snapshot file", s.base(), id[:8], maxSnapshotFile>>20)
-	}
-	return b, nil
+	return s.repoFile(ctx, instanceID, "snapshots/"+id, "snapshot "+id[:8], maxSnapshotFile)
 }
 
 // maxRepoFile bounds one download of an index file or a stretch of a pack
@@ -188,7 +169,11 @@ func (s Server) repoFile(ctx context.Context, instanceID, rel, what string, max 
 		return nil, fmt.Errorf("%w: %s: reading %s: %v", ErrUnreachable, s.base(), what, trimURL(err))
 	}
 	if len(b) > max {
-		return nil, fmt.Errorf("%s: %s is larger than %d KiB", s.base(), what, max>>10)
+		size := fmt.Sprintf("%d KiB", max>>10)
+		if max%(1<<20) == 0 {
+			size = fmt.Sprintf("%d MiB", max>>20)
+		}
+		return nil, fmt.Errorf("%s: %s is larger than %s", s.base(), what, size)
 	}
 	return b, nil
 }

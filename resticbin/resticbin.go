@@ -28,7 +28,7 @@ const Version = "0.18.1"
 
 // pinnedChecksums maps each official restic Version release asset to the
 // SHA-256 of the compressed asset. It is the only copy in the program; a test
-// compares it with shared/data/restic-0.18.1-release-sha256.tsv. A function,
+// compares it with testdata/restic-0.18.1-release-sha256.tsv (restic's published checksums). A function,
 // not a package variable, so nothing can modify the table at run time.
 func pinnedChecksums() map[string]string {
 	return map[string]string{
