@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	instancesync "git.timemachine.center/timemachine/instance-sync"
+	"git.timemachine.center/timemachine/instance-sync/engine"
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/ui"
 )
@@ -16,7 +16,7 @@ import (
 // offer to log in again (and the sync runs once more) or to play without
 // sync this time; without dialogs the hook warns and exits 0, like
 // offline, unless --offline=fail. The explicit commands keep exit 4.
-func hookAccount(ctx context.Context, o instancesync.Options, op string, sync func(instancesync.Options) error) error {
+func hookAccount(ctx context.Context, o engine.Options, op string, sync func(engine.Options) error) error {
 	err := sync(o)
 	if ExitCode(err) != ExitAuth || o.OfflineFail {
 		return err
@@ -35,15 +35,15 @@ func hookAccount(ctx context.Context, o instancesync.Options, op string, sync fu
 		}
 	}
 	o.UI.Warn(fmt.Sprintf("%v; %s; run \"instance-sync setup --force\" to log in again", err, skip))
-	o.UI.Event(ui.DoneEvent{Action: string(instancesync.ActionAuthFailed), Message: err.Error()})
+	o.UI.Event(ui.DoneEvent{Action: string(engine.ActionAuthFailed), Message: err.Error()})
 	return nil
 }
 
 // relogin asks whether to log in again and, if so, for the password; the
 // new token is stored for the next runs. again reports whether the sync
 // should run again.
-func relogin(ctx context.Context, o instancesync.Options, d *ui.Dialogs, refused error, op string) (again bool, err error) {
-	url, user, err := instancesync.SyncURL(o)
+func relogin(ctx context.Context, o engine.Options, d *ui.Dialogs, refused error, op string) (again bool, err error) {
+	url, user, err := engine.SyncURL(o)
 	if err != nil {
 		return false, err
 	}
@@ -65,7 +65,7 @@ func relogin(ctx context.Context, o instancesync.Options, d *ui.Dialogs, refused
 	if creds.URL != url {
 		return false, fmt.Errorf("this instance syncs with %s; run \"instance-sync setup --force\" to move it to %s", url, creds.URL)
 	}
-	if err := instancesync.Relogin(o, instance.Token{User: creds.User, Password: creds.Password}); err != nil {
+	if err := engine.Relogin(o, instance.Token{User: creds.User, Password: creds.Password}); err != nil {
 		return false, err
 	}
 	return true, nil

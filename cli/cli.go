@@ -11,7 +11,7 @@ import (
 	"os"
 	"strings"
 
-	instancesync "git.timemachine.center/timemachine/instance-sync"
+	"git.timemachine.center/timemachine/instance-sync/engine"
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/remote"
 	"git.timemachine.center/timemachine/instance-sync/restic"
@@ -56,7 +56,7 @@ type Env struct {
 
 // ExitCode maps an engine error to the documented exit code.
 func ExitCode(err error) int {
-	var ce *instancesync.ConflictError
+	var ce *engine.ConflictError
 	var ue usageError
 	var xe exitCodeError
 	switch {
@@ -205,7 +205,7 @@ func (c *command) watcher(env Env) func(string) error {
 
 // fail reports err through the UI too (a JSON error event; a dialog when
 // the dialog UI runs a hook), then returns it.
-func fail(o instancesync.Options, err error) error {
+func fail(o engine.Options, err error) error {
 	if err != nil && o.UI != nil {
 		o.UI.Event(ui.ErrorEvent{Message: err.Error(), ExitCode: ExitCode(err), Cancelled: cancelled(err)})
 	}

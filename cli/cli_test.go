@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	instancesync "git.timemachine.center/timemachine/instance-sync"
+	"git.timemachine.center/timemachine/instance-sync/engine"
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
 	"git.timemachine.center/timemachine/instance-sync/remote"
@@ -30,8 +30,8 @@ func TestExitCode(t *testing.T) {
 		{nil, 0},
 		{errors.New("boom"), 1},
 		{usagef("bad flag"), 2},
-		{&instancesync.ConflictError{Reason: "x"}, 3},
-		{wrap(instancesync.ErrCancelled), 3},
+		{&engine.ConflictError{Reason: "x"}, 3},
+		{wrap(engine.ErrCancelled), 3},
 		{ui.ErrCancelled, 3},
 		{wrap(remote.ErrAuth), 4},
 		{&restic.Error{Op: "backup", ExitCode: 12, Kind: restic.ErrWrongPassword}, 4},

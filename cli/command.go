@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	instancesync "git.timemachine.center/timemachine/instance-sync"
+	"git.timemachine.center/timemachine/instance-sync/engine"
 	"git.timemachine.center/timemachine/instance-sync/internal/flaghint"
 )
 
@@ -104,13 +104,13 @@ func (c *command) parse(argv []string) error {
 
 // setup parses argv, applies the command's own rules (check, may be nil)
 // and returns the engine options.
-func (c *command) setup(argv []string, check func() error) (instancesync.Options, error) {
+func (c *command) setup(argv []string, check func() error) (engine.Options, error) {
 	if err := c.parse(argv); err != nil {
-		return instancesync.Options{}, err
+		return engine.Options{}, err
 	}
 	if check != nil {
 		if err := check(); err != nil {
-			return instancesync.Options{}, err
+			return engine.Options{}, err
 		}
 	}
 	return c.options()
@@ -157,14 +157,14 @@ func (c *command) printUsage(w io.Writer) {
 }
 
 // options turns the shared flags into engine options.
-func (c *command) options() (instancesync.Options, error) {
+func (c *command) options() (engine.Options, error) {
 	env := c.env
 	pack := c.pack
 	if pack != "" && env.Getenv("INST_MC_DIR") == "" {
 		// Typed by hand, not by the launcher's hook: a folder that is not
 		// there is a typo, not an instance that has not opted in.
 		if _, err := os.Stat(pack); errors.Is(err, fs.ErrNotExist) {
-			return instancesync.Options{}, usagef("--pack-folder %s does not exist; check the path (the instance's minecraft folder)", pack)
+			return engine.Options{}, usagef("--pack-folder %s does not exist; check the path (the instance's minecraft folder)", pack)
 		}
 	}
 	if pack == "" {
@@ -173,16 +173,16 @@ func (c *command) options() (instancesync.Options, error) {
 	if pack == "" {
 		wd, err := os.Getwd()
 		if err != nil {
-			return instancesync.Options{}, err
+			return engine.Options{}, err
 		}
 		pack = wd
 	}
 	u, _ := c.newUI(env)
 	stall, timeout, err := resticBounds(c.fs.Name(), env.Getenv("INSTANCE_SYNC_RESTIC_STALL"))
 	if err != nil {
-		return instancesync.Options{}, err
+		return engine.Options{}, err
 	}
-	return instancesync.Options{
+	return engine.Options{
 		ResticStall:   stall,
 		ResticTimeout: timeout,
 		PackFolder:    pack,

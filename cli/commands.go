@@ -16,7 +16,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	instancesync "git.timemachine.center/timemachine/instance-sync"
+	"git.timemachine.center/timemachine/instance-sync/engine"
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/remote"
 	"git.timemachine.center/timemachine/instance-sync/resticbin"
@@ -70,14 +70,14 @@ func cmdPush(ctx context.Context, env Env, args []string) error {
 
 // hook runs a hook's pull or push: the UI's cancel button stops it, and a
 // refused login follows hookAccount.
-func hook(ctx context.Context, o instancesync.Options, op string) error {
+func hook(ctx context.Context, o engine.Options, op string) error {
 	ctx, stop := uiContext(ctx, o.UI)
 	defer stop()
-	sync := instancesync.Pull
+	sync := engine.Pull
 	if op == "push" {
-		sync = instancesync.Push
+		sync = engine.Push
 	}
-	return hookAccount(ctx, o, op, func(o instancesync.Options) error {
+	return hookAccount(ctx, o, op, func(o engine.Options) error {
 		_, err := sync(ctx, o)
 		return err
 	})
@@ -91,7 +91,7 @@ func cmdWatch(env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	err = instancesync.Watch(o)
+	err = engine.Watch(o)
 	switch {
 	case err == nil:
 		fmt.Fprintln(env.Stderr, "instance-sync watch: done")
@@ -245,7 +245,7 @@ func cmdInit(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := instancesync.Init(ctx, instancesync.InitOptions{Options: o, URL: *url, Token: tok, Join: *join, Force: *force})
+	cfg, err := engine.Init(ctx, engine.InitOptions{Options: o, URL: *url, Token: tok, Join: *join, Force: *force})
 	if err != nil {
 		return err
 	}
@@ -265,13 +265,13 @@ func cmdEnable(env Env, name string, args []string) error {
 		return err
 	}
 	if name == "disable" {
-		if err := instancesync.Disable(o); err != nil {
+		if err := engine.Disable(o); err != nil {
 			return err
 		}
 		fmt.Fprintln(env.Stdout, "sync paused for this instance; \"instance-sync enable\" resumes it")
 		return nil
 	}
-	if err := instancesync.Enable(o); err != nil {
+	if err := engine.Enable(o); err != nil {
 		return err
 	}
 	fmt.Fprintln(env.Stdout, "sync resumed for this instance")
@@ -284,7 +284,7 @@ func cmdStatus(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := instancesync.Status(ctx, o)
+	r, err := engine.Status(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -344,7 +344,7 @@ func cmdHistory(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := instancesync.History(ctx, o)
+	h, err := engine.History(ctx, o)
 	if errors.Is(err, instance.ErrNotOptedIn) {
 		return fmt.Errorf("%s is not set up for sync; run \"instance-sync setup\"", o.PackFolder)
 	}
@@ -390,7 +390,7 @@ func cmdRestore(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = instancesync.Restore(ctx, o, snapshot[0])
+	_, err = engine.Restore(ctx, o, snapshot[0])
 	if errors.Is(err, instance.ErrNotOptedIn) {
 		return fmt.Errorf("%s is not set up for sync; run \"instance-sync setup\"", o.PackFolder)
 	}

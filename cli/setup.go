@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/term"
 
-	instancesync "git.timemachine.center/timemachine/instance-sync"
+	"git.timemachine.center/timemachine/instance-sync/engine"
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/remote"
 	"git.timemachine.center/timemachine/instance-sync/ui"
@@ -66,7 +66,7 @@ func cmdSetup(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	tok := instance.Token{User: creds.User, Password: creds.Password}
-	cfg, err := instancesync.Init(ctx, instancesync.InitOptions{Options: o, URL: creds.URL, Token: tok, Join: creds.Join, Force: *force})
+	cfg, err := engine.Init(ctx, engine.InitOptions{Options: o, URL: creds.URL, Token: tok, Join: creds.Join, Force: *force})
 	if err != nil {
 		return fail(o, err)
 	}
@@ -178,7 +178,7 @@ func cmdCopy(ctx context.Context, env Env, args []string) error {
 		}
 		tok = &t
 	}
-	cfg, err := instancesync.ResolveCopy(ctx, o, *asNew, tok)
+	cfg, err := engine.ResolveCopy(ctx, o, *asNew, tok)
 	if err != nil {
 		return err
 	}

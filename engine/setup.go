@@ -1,4 +1,4 @@
-package instancesync
+package engine
 
 import (
 	"context"

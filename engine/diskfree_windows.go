@@ -1,4 +1,4 @@
-package instancesync
+package engine
 
 import "golang.org/x/sys/windows"
 

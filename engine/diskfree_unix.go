@@ -1,6 +1,6 @@
 //go:build !windows
 
-package instancesync
+package engine
 
 import "golang.org/x/sys/unix"
 

@@ -1,10 +1,10 @@
-// Package instancesync keeps a Minecraft launcher instance's player data in
+// Package engine keeps a Minecraft launcher instance's player data in
 // sync across computers through restic snapshots on a rest-server. This is
 // the programmatic API; cmd/instance-sync is a thin CLI over it.
 //
 // Every operation takes an Options value naming the pack folder and how to
 // reach the player; nothing is read from flags or global state.
-package instancesync
+package engine
 
 import (
 	"context"
