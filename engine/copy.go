@@ -134,61 +134,6 @@ func recordHome(opt Options, p instance.Paths) error {
 	return p.SaveState(&st)
 }
 
-// openHook is open for the hooks (pull, push). A copy is not synced as
-// the original: the dialogs ask what to do and do it; other UIs get one
-// warning line naming the commands. skipped is the result to return when
-// nothing is to be synced now.
-func openHook(ctx context.Context, opt Options) (s *session, skipped *Result, err error) {
-	s, err = open(opt)
-	if errors.Is(err, instance.ErrNotOptedIn) {
-		return nil, &Result{Action: ActionNotOptedIn}, nil
-	}
-	var no *NotOriginalError
-	if !errors.As(err, &no) {
-		return s, nil, err
-	}
-	skip := &Result{Action: ActionCopy, Message: no.Error()}
-	// A program reading --json events tells a skipped copy from a sync
-	// or a folder that is not opted in by this event.
-	defer func() {
-		if skipped != nil {
-			opt.UI.Event(ui.DoneEvent{Action: string(ActionCopy), Message: no.Error()})
-		}
-	}()
-	asker, ok := opt.UI.(ui.CopyAsker)
-	if !ok {
-		opt.UI.Warn(no.Error())
-		return nil, skip, nil
-	}
-	choice, err := asker.AskCopy(ctx, no.question())
-	if err != nil {
-		opt.UI.Warn(no.Error())
-		return nil, skip, nil
-	}
-	switch choice {
-	case ui.CopySame, ui.CopyNew:
-		var tok *instance.Token
-		if no.Original == "" {
-			t, err := loginFor(ctx, opt)
-			if err != nil {
-				return nil, nil, err
-			}
-			tok = &t
-		}
-		if _, err := ResolveCopy(ctx, opt, choice == ui.CopyNew, tok); err != nil {
-			return nil, nil, err
-		}
-		s, err = open(opt)
-		return s, nil, err
-	case ui.CopyOff:
-		if err := Disable(opt); err != nil {
-			return nil, nil, err
-		}
-		opt.UI.Info(`sync is off for this copy; "instance-sync enable" turns it on again`)
-	}
-	return nil, skip, nil
-}
-
 // loginFor asks for the account of the instance's server (a copy from
 // another computer).
 func loginFor(ctx context.Context, opt Options) (instance.Token, error) {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -180,13 +178,6 @@ func serverTrouble(err error) bool {
 	return errors.As(err, &re) && strings.Contains(re.Message, "unexpected HTTP response (5")
 }
 
-// done reports a finished pull.
-func (s *session) done(r Result) (Result, error) {
-	s.opt.UI.Info(r.Message)
-	s.opt.UI.Event(ui.DoneEvent{Action: string(r.Action), Snapshot: r.Snapshot, Message: r.Message})
-	return r, nil
-}
-
 // resolve handles a conflict: --prefer, else the player's choice.
 func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Manifest, g history.Graph) (Result, error) {
 	choice := ui.ChoiceCancel
@@ -298,103 +289,6 @@ func newestMTime(m scope.Manifest, ch scope.Changes) time.Time {
 	return time.Unix(0, t)
 }
 
-// graph returns the snapshots present in the repository, decrypting the
-// metadata of those this machine has not seen before (one restic run at
-// most) and caching it in state.
-func (s *session) graph(ctx context.Context, l remote.Listing) (history.Graph, error) {
-	var unknown []string
-	for id := range l.Snapshots {
-		if _, ok := s.state.Known[id]; !ok {
-			unknown = append(unknown, id)
-		}
-	}
-	if len(unknown) > 0 {
-		snaps, err := s.snapshotMeta(ctx, unknown)
-		if err != nil {
-			return nil, err
-		}
-		if s.state.Known == nil {
-			s.state.Known = map[string]history.Snapshot{}
-		}
-		for _, sn := range snaps {
-			meta := history.FromTags(history.Snapshot{ID: sn.ID, Time: sn.Time, Host: sn.Hostname, Original: sn.Original}, sn.Tags)
-			if sn.Summary != nil {
-				meta.Files, meta.Bytes = sn.Summary.TotalFilesProcessed, sn.Summary.TotalBytesProcessed
-			}
-			s.state.Known[sn.ID] = meta
-		}
-		if err := s.save(); err != nil {
-			return nil, err
-		}
-	}
-	g := history.Graph{}
-	for id := range l.Snapshots {
-		if k, ok := s.state.Known[id]; ok {
-			g[id] = k
-		}
-	}
-	// The server's retention re-tags snapshots (restic writes each again
-	// under a new id that names the old one as its original): bases and
-	// this computer's records follow them to their new ids.
-	g = g.Resolved()
-	moved := false
-	for _, id := range append([]*string{&s.state.Last}, pointers(s.state.Skipped)...) {
-		if now := g.Canonical(*id); now != *id {
-			*id, moved = now, true
-		}
-	}
-	if moved {
-		if err := s.save(); err != nil {
-			return nil, err
-		}
-	}
-	if s.state.PendingPush != "" {
-		s.adoptPending(g)
-		if err := s.save(); err != nil {
-			return nil, err
-		}
-	}
-	return g, nil
-}
-
-// pruneEmptyDirs removes the folders above a deleted file that are now
-// empty, up to (not including) the include entry that holds it.
-func (s *session) pruneEmptyDirs(p string) {
-	for dir := path.Dir(p); dir != "." && s.scope.Included(dir+"/x") && !s.isIncludeRoot(dir); dir = path.Dir(dir) {
-		if os.Remove(filepath.Join(s.opt.PackFolder, filepath.FromSlash(dir))) != nil {
-			return
-		}
-	}
-}
-
-func (s *session) isIncludeRoot(dir string) bool {
-	for _, inc := range s.scope.Include {
-		if strings.TrimSuffix(inc, "/") == dir {
-			return true
-		}
-	}
-	return false
-}
-
-func progressOf(op string, st restic.Status) ui.Progress {
-	p := ui.Progress{Op: op, Percent: st.PercentDone * 100, BytesDone: st.BytesDone, BytesTotal: st.TotalBytes,
-		FilesDone: st.FilesDone, FilesTotal: st.TotalFiles, ETA: time.Duration(st.SecondsLeft) * time.Second}
-	if st.BytesRest > 0 {
-		p.BytesDone, p.FilesDone = st.BytesRest, st.FilesRest
-	}
-	if len(st.Current) > 0 {
-		p.CurrentFile = st.Current[0]
-	}
-	return p
-}
-
-func short(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
-}
-
 func headIDs(h []history.Snapshot) []string {
 	out := make([]string, len(h))
 	for i, s := range h {
@@ -417,31 +311,6 @@ func headsGraph(h []history.Snapshot) history.Graph {
 		g[s.ID] = s
 	}
 	return g
-}
-
-func appendUnique(list []string, s string) []string {
-	for _, e := range list {
-		if e == s {
-			return list
-		}
-	}
-	return append(list, s)
-}
-
-// adoptPending finishes the bookkeeping of a push that was killed after
-// restic saved the snapshot: that snapshot becomes the last synced one, so
-// it is not mistaken for another computer's head. The manifest is left as
-// it was, so the files count as changed and the next push records them
-// again on top of it.
-func (s *session) adoptPending(g history.Graph) {
-	for id, sn := range g {
-		if sn.Kind == history.KindPush && sn.Attempt == s.state.PendingPush {
-			s.state.Last = id
-			s.state.Skipped = nil
-			s.state.PendingPush = ""
-			return
-		}
-	}
 }
 
 // scopeLooksEmpty reports, without a walk, whether nothing of the scope is
@@ -468,13 +337,4 @@ func (s *session) scopeLooksEmpty() bool {
 		}
 	}
 	return true
-}
-
-// pointers returns a pointer to each element of list.
-func pointers(list []string) []*string {
-	out := make([]*string, len(list))
-	for i := range list {
-		out[i] = &list[i]
-	}
-	return out
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/history"
-	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/restic"
 	"git.timemachine.center/timemachine/instance-sync/scope"
 	"git.timemachine.center/timemachine/instance-sync/ui"
@@ -54,68 +52,6 @@ func (e *DiskFullError) Error() string {
 		return fmt.Sprintf("disk full on %s (%s free); free some space, the next pull tries again", e.Path, ui.HumanBytes(e.Free))
 	}
 	return fmt.Sprintf("disk full: %s needed on %s, %s free; free some space, the next pull tries again", ui.HumanBytes(e.Need), e.Path, ui.HumanBytes(e.Free))
-}
-
-// restore makes the files in scope those of snapshot id: the files that
-// are in this computer's scope and in the scope of the computer that made
-// the snapshot (see makerScope). Nothing else is touched.
-//
-// edited are the live files changed since the last sync (nil: none, as in
-// a fast-forward): their size and mtime say nothing about their content,
-// even when they equal the snapshot's (two computers can save a file of
-// the same size within one clock tick), so restic compares their content.
-func (s *session) restore(ctx context.Context, id string, edited func(rel string) bool) error {
-	if err := checkOpenWorlds(s.opt.PackFolder); err != nil {
-		return err
-	}
-	// A restore from an earlier build wrote in place and was interrupted:
-	// a file may hold part of the new content with the snapshot's size
-	// and mtime, so no live file is trusted by its size and mtime.
-	trusted := func(rel string) bool { return s.state.Restoring == "" && (edited == nil || !edited(rel)) }
-	// This snapshot decides which of its names this OS cannot hold: the
-	// names left out for an earlier snapshot may be fixed in this one.
-	s.scope = s.baseScope
-	// The walk runs while the snapshot's folders download.
-	var cur scope.Manifest
-	walked := make(chan error, 1)
-	go func() {
-		var err error
-		cur, err = s.walk()
-		walked <- err
-	}()
-	items, err := s.snapshotItems(ctx, id)
-	werr := <-walked
-	if err != nil {
-		return &StageError{fmt.Errorf("reading snapshot %s: %w", short(id), err)}
-	}
-	if werr != nil {
-		return werr
-	}
-	if want := s.state.Known[id].Files; len(items) == 0 && want > 0 {
-		return &StageError{fmt.Errorf("snapshot %s lists no files in the sync scope but has %d; nothing was changed", short(id), want)}
-	}
-	hazards := scope.NameHazards(slices.Collect(maps.Keys(items)), runtime.GOOS)
-	plan := s.planRestore(id, items, cur)
-	plan = withoutHazards(plan, hazards)
-	s.state.Unportable = scope.HazardUnits(hazards)
-	s.scope = s.baseScope.Without(s.state.Unportable)
-	for _, n := range plan.notes {
-		s.opt.UI.Warn(n)
-	}
-	moves, err := s.stage(ctx, id, items, plan.want, trusted)
-	if err != nil {
-		removeTree(s.paths.Staging())
-		return &StageError{permissionError(err)}
-	}
-	s.fault("staged")
-	s.state.Journal = &instance.Journal{Snapshot: id, Moves: moves, Deletes: plan.deletes}
-	s.state.Restoring = id
-	if err := s.save(); err != nil {
-		s.state.Journal, s.state.Restoring = nil, ""
-		removeTree(s.paths.Staging())
-		return err
-	}
-	return s.finishJournal()
 }
 
 // restorePlan is what a restore writes and deletes.
@@ -840,4 +776,23 @@ func (s *session) editedSince(cur scope.Manifest) func(rel string) bool {
 		e, ok := last[rel]
 		return !ok || e != cur[rel]
 	}
+}
+
+// pruneEmptyDirs removes the folders above a deleted file that are now
+// empty, up to (not including) the include entry that holds it.
+func (s *session) pruneEmptyDirs(p string) {
+	for dir := path.Dir(p); dir != "." && s.scope.Included(dir+"/x") && !s.isIncludeRoot(dir); dir = path.Dir(dir) {
+		if os.Remove(filepath.Join(s.opt.PackFolder, filepath.FromSlash(dir))) != nil {
+			return
+		}
+	}
+}
+
+func (s *session) isIncludeRoot(dir string) bool {
+	for _, inc := range s.scope.Include {
+		if strings.TrimSuffix(inc, "/") == dir {
+			return true
+		}
+	}
+	return false
 }
