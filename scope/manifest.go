@@ -1,14 +1,15 @@
 package scope
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -35,8 +37,11 @@ type Manifest map[string]Entry
 // Folders are read in parallel: the walk runs before every game start, and
 // on a large instance it is mostly waiting for stat calls.
 func (s Scope) Walk(pack string) (Manifest, error) {
-	m, _, err := s.WalkFacts(pack)
-	return m, err
+	f, _, err := s.WalkFiles(pack, nil)
+	if err != nil {
+		return nil, err
+	}
+	return f.Manifest(), nil
 }
 
 // Facts are what a walk saw besides the files it recorded.
@@ -48,69 +53,150 @@ type Facts struct {
 
 // WalkFacts is Walk, also reporting Facts.
 func (s Scope) WalkFacts(pack string) (Manifest, Facts, error) {
-	return s.walk(pack, nil)
+	f, facts, err := s.WalkFiles(pack, nil)
+	if err != nil {
+		return nil, Facts{}, err
+	}
+	return f.Manifest(), facts, nil
 }
 
-// WalkEach is Walk calling before with each folder it reads (relative,
-// slash-separated), before reading it; an error from before ends the walk.
-// A change watcher uses it to watch each folder before taking its files'
-// stats, so no change falls between the two.
-func (s Scope) WalkEach(pack string, before func(rel string) error) (Manifest, error) {
-	m, _, err := s.walk(pack, before)
-	return m, err
-}
-
-func (s Scope) walk(pack string, before func(rel string) error) (Manifest, Facts, error) {
-	w := walker{s: s, pack: pack, m: Manifest{}, sem: make(chan struct{}, walkers), before: before}
-	for _, inc := range s.Include {
+// WalkFiles is Walk keeping the files as Files, which takes a third of
+// the memory of a Manifest. before, if not nil, is called with each
+// folder the walk reads (relative, slash-separated), before reading it;
+// an error from before ends the walk. A change watcher uses it to watch
+// each folder before taking its files' stats, so no change falls between
+// the two.
+func (s Scope) WalkFiles(pack string, before func(rel string) error) (*Files, Facts, error) {
+	w := walker{s: s, pack: pack, sem: make(chan struct{}, walkers), before: before}
+	root := &folder{}
+	// An include entry inside another one's folder is reached by that
+	// folder's walk, unless something on the way (a symlink, an
+	// exclusion) stops it: those are walked after the others, where the
+	// first walk did not reach them.
+	incs := slices.Clone(s.Include)
+	slices.SortStableFunc(incs, func(a, b string) int {
+		return strings.Count(strings.TrimSuffix(a, "/"), "/") - strings.Count(strings.TrimSuffix(b, "/"), "/")
+	})
+	var nested []string
+	for _, inc := range incs {
 		rel := strings.TrimSuffix(inc, "/")
-		fi, err := os.Lstat(filepath.Join(pack, filepath.FromSlash(rel)))
-		if errors.Is(err, fs.ErrNotExist) {
+		if s.insideInclude(rel) {
+			nested = append(nested, rel)
 			continue
 		}
-		if err != nil {
+		if err := w.root(root, rel); err != nil {
 			return nil, Facts{}, err
 		}
-		if !fi.IsDir() {
-			if !fi.Mode().IsRegular() && s.InScope(rel) {
-				w.irregular++
-			}
-			if fi.Mode().IsRegular() && s.InScope(rel) {
-				w.mu.Lock()
-				w.m[rel] = entryOf(fi)
-				w.mu.Unlock()
-			}
-			continue
-		}
-		if s.folderExcluded(rel) {
-			// The folder itself is excluded (e.g. scope.json excludes it).
-			continue
-		}
-		w.wg.Add(1)
-		go w.dir(rel)
 	}
 	w.wg.Wait()
+	for _, rel := range nested {
+		if w.err != nil {
+			break
+		}
+		if reached(root, rel) {
+			continue
+		}
+		if err := w.root(root, rel); err != nil {
+			return nil, Facts{}, err
+		}
+		w.wg.Wait()
+	}
 	if w.err != nil {
 		return nil, Facts{}, w.err
 	}
-	n := len(w.m)
-	for _, files := range w.found {
-		n += len(files)
-	}
-	m := make(Manifest, n)
-	maps.Copy(m, w.m)
-	for _, files := range w.found {
-		for _, f := range files {
-			m[f.path] = f.e
-		}
-	}
-	return m, Facts{Irregular: w.irregular}, nil
+	root.sort()
+	return &Files{root: root, n: int(w.files.Load())}, Facts{Irregular: int(w.irregular.Load())}, nil
 }
 
-// found is one file a walk recorded.
-type found struct {
-	path string
-	e    Entry
+// insideInclude reports whether rel lies in the folder of another include
+// entry.
+func (s Scope) insideInclude(rel string) bool {
+	for _, inc := range s.Include {
+		if dir, ok := strings.CutSuffix(inc, "/"); ok && strings.HasPrefix(rel, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// reached reports whether the walk read the folder that holds rel: then
+// it judged rel as rel's own walk would.
+func reached(root *folder, rel string) bool {
+	d := root
+	for {
+		name, rest, more := strings.Cut(rel, "/")
+		if !more {
+			return d != root && d.walked
+		}
+		if d = d.subByName(name); d == nil {
+			return false
+		}
+		rel = rest
+	}
+}
+
+// subByName is sub for a folder whose subs are not sorted yet.
+func (d *folder) subByName(name string) *folder {
+	for _, s := range d.subs {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// at returns the folder rel below d, making the folders on the way (not
+// walked) as needed.
+func (d *folder) at(rel string) *folder {
+	for rel != "" {
+		name, rest, _ := strings.Cut(rel, "/")
+		sub := d.subByName(name)
+		if sub == nil {
+			r := name
+			if d.rel != "" {
+				r = d.rel + "/" + name
+			}
+			sub = &folder{name: name, rel: r}
+			d.subs = append(d.subs, sub)
+		}
+		d, rel = sub, rest
+	}
+	return d
+}
+
+// root starts the walk of one include entry rel.
+func (w *walker) root(root *folder, rel string) error {
+	fi, err := os.Lstat(filepath.Join(w.pack, filepath.FromSlash(rel)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	parent, name := "", rel
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		parent, name = rel[:i], rel[i+1:]
+	}
+	if !fi.IsDir() {
+		if !fi.Mode().IsRegular() && w.s.InScope(rel) {
+			w.irregular.Add(1)
+		}
+		if fi.Mode().IsRegular() && w.s.InScope(rel) {
+			d := root.at(parent)
+			d.files = append(d.files, file{name, entryOf(fi)})
+			w.files.Add(1)
+		}
+		return nil
+	}
+	if w.s.folderExcluded(rel) {
+		// The folder itself is excluded (e.g. scope.json excludes it).
+		return nil
+	}
+	d := root.at(rel)
+	d.walked = true
+	w.wg.Add(1)
+	go w.dir(d)
+	return nil
 }
 
 // walkers bounds the folders read at once: enough to keep the disk busy
@@ -124,78 +210,82 @@ type walker struct {
 	wg     sync.WaitGroup
 	before func(rel string) error
 
-	mu        sync.Mutex
-	m         Manifest  // files named by the scope's include entries
-	found     [][]found // each folder's files, in the order folders finished
-	err       error
-	irregular int
+	files, irregular atomic.Int64
+
+	mu  sync.Mutex
+	err error
 }
 
-// dir reads the folder rel (slash-separated, relative to the pack folder),
-// records its files and starts a walk of each subfolder in scope.
-func (w *walker) dir(rel string) {
+// dir reads the folder d, records its files and starts a walk of each
+// subfolder in scope.
+func (w *walker) dir(d *folder) {
 	defer w.wg.Done()
 	w.sem <- struct{}{}
-	files, irregular, err := w.read(rel)
+	err := w.read(d)
 	<-w.sem
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.irregular += irregular
 	if err != nil {
+		w.mu.Lock()
 		if w.err == nil {
 			w.err = err
 		}
-		return
-	}
-	if len(files) > 0 {
-		w.found = append(w.found, files)
+		w.mu.Unlock()
 	}
 }
 
-func (w *walker) read(rel string) ([]found, int, error) {
+func (w *walker) read(d *folder) error {
+	rel := d.rel
 	if w.before != nil {
 		if err := w.before(rel); err != nil {
-			return nil, 0, err
+			return err
 		}
 	}
 	f, err := os.Open(filepath.Join(w.pack, filepath.FromSlash(rel)))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil // deleted while walking
+		return nil // deleted while walking
 	}
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
 	defer f.Close()
 	entries, err := f.ReadDir(-1)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	files := make([]found, 0, len(entries))
+	files := make([]file, 0, len(entries))
 	irregular := 0
-	for _, d := range entries {
-		r := rel + "/" + d.Name()
+	for _, de := range entries {
+		name := de.Name()
+		r := rel + "/" + name
 		switch {
-		case d.IsDir():
+		case de.IsDir():
 			if !w.s.Excluded(r, true) {
+				sub := &folder{name: name, rel: r, walked: true}
+				d.subs = append(d.subs, sub)
 				w.wg.Add(1)
-				go w.dir(r)
+				go w.dir(sub)
 			}
-		case !d.Type().IsRegular():
+		case !de.Type().IsRegular():
 			if !w.s.Excluded(r, false) {
 				irregular++
 			}
 		case !w.s.Excluded(r, false):
-			e, err := statIn(f, d)
+			e, err := statIn(f, de)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // deleted while walking
 			}
 			if err != nil {
-				return nil, 0, err
+				return err
 			}
-			files = append(files, found{r, e})
+			files = append(files, file{name, e})
 		}
 	}
-	return files, irregular, nil
+	if cap(files) > 2*len(files) {
+		files = slices.Clone(files) // most of the folder was not kept
+	}
+	d.files = files
+	w.files.Add(int64(len(files)))
+	w.irregular.Add(int64(irregular))
+	return nil
 }
 
 func entryOf(fi fs.FileInfo) Entry {
@@ -219,15 +309,7 @@ func (m Manifest) Digest() string {
 	h := sha256.New()
 	var buf []byte
 	for _, p := range m.Paths() {
-		e := m[p]
-		buf = append(buf[:0], p...)
-		buf = append(buf, 0)
-		buf = strconv.AppendInt(buf, e.Size, 10)
-		buf = append(buf, 0)
-		buf = strconv.AppendInt(buf, e.MTime, 10)
-		buf = append(buf, 0)
-		buf = strconv.AppendUint(buf, uint64(e.Mode), 8)
-		buf = append(buf, '\n')
+		buf = appendDigestLine(append(buf[:0], p...), m[p])
 		h.Write(buf)
 	}
 	return hex.EncodeToString(h.Sum(nil))
@@ -251,16 +333,20 @@ func (m Manifest) AppendJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, p)
-		e := m[p]
-		b = append(b, `:{"s":`...)
-		b = strconv.AppendInt(b, e.Size, 10)
-		b = append(b, `,"m":`...)
-		b = strconv.AppendInt(b, e.MTime, 10)
-		b = append(b, `,"p":`...)
-		b = strconv.AppendUint(b, uint64(e.Mode), 10)
-		b = append(b, '}')
+		b = appendJSONEntry(b, p, m[p])
 	}
+	return append(b, '}')
+}
+
+// appendJSONEntry appends "path":{"s":N,"m":N,"p":N}.
+func appendJSONEntry[S ~string | ~[]byte](b []byte, p S, e Entry) []byte {
+	b = appendJSONString(b, p)
+	b = append(b, `:{"s":`...)
+	b = strconv.AppendInt(b, e.Size, 10)
+	b = append(b, `,"m":`...)
+	b = strconv.AppendInt(b, e.MTime, 10)
+	b = append(b, `,"p":`...)
+	b = strconv.AppendUint(b, uint64(e.Mode), 10)
 	return append(b, '}')
 }
 
@@ -268,13 +354,14 @@ func (m Manifest) AppendJSON(b []byte) []byte {
 // than the characters it escapes goes as is; anything else (rare in a
 // path) is left to encoding/json, except a name that is not UTF-8, which
 // encoding/json would change: it goes as rawKey(s).
-func appendJSONString(b []byte, s string) []byte {
+func appendJSONString[S ~string | ~[]byte](b []byte, s S) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			if !utf8.ValidString(s) {
-				s = rawKey(s)
+			str := string(s)
+			if !utf8.ValidString(str) {
+				str = rawKey(str)
 			}
-			q, _ := json.Marshal(s) // a string always marshals
+			q, _ := json.Marshal(str) // a string always marshals
 			return append(b, q...)
 		}
 	}
@@ -354,19 +441,64 @@ func Worlds(paths []string) []string {
 // UnmarshalJSON reads a manifest as SaveState writes it, without
 // reflection: state.json of a 10,000-file instance is read by every pull
 // and push, including the no-op ones a player waits for at every launch.
-// Anything but the plain form written by encoding/json (escaped names,
-// other fields, unusual spacing) goes through encoding/json as before.
+// Anything but the plain form written by encoding/json (unusual spacing,
+// other fields) goes through encoding/json as before.
 func (m *Manifest) UnmarshalJSON(data []byte) error {
 	if string(data) == "null" {
 		return nil
 	}
-	if out, ok := parseManifest(data); ok {
-		*m = out
-		return nil
+	out, err := ReadManifest(bytes.NewReader(data))
+	if errors.Is(err, errUnusual) {
+		out, err = decodeStd(data)
 	}
+	if err != nil {
+		return err
+	}
+	*m = out
+	return nil
+}
+
+// ReadManifest decodes a manifest file (the JSON AppendJSON and WriteJSON
+// write, or encoding/json) from r, a file at a time: the file is about
+// ten times the size of its Manifest.
+func ReadManifest(r io.Reader) (Manifest, error) {
+	var m Manifest
+	err := ScanManifest(r, func(p string, e Entry) error {
+		if m == nil {
+			m = Manifest{}
+		}
+		m[p] = e
+		return nil
+	})
+	if errors.Is(err, errUnusual) {
+		// Read again through encoding/json, if r can start over.
+		s, ok := r.(io.Seeker)
+		if !ok {
+			return nil, err
+		}
+		if _, serr := s.Seek(0, io.SeekStart); serr != nil {
+			return nil, serr
+		}
+		data, rerr := io.ReadAll(r)
+		if rerr != nil {
+			return nil, rerr
+		}
+		return decodeStd(data)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = Manifest{}
+	}
+	return m, nil
+}
+
+// decodeStd decodes a manifest through encoding/json.
+func decodeStd(data []byte) (Manifest, error) {
 	var plain map[string]Entry
 	if err := json.Unmarshal(data, &plain); err != nil {
-		return err
+		return nil, err
 	}
 	for k, e := range plain {
 		if p, ok := fromRawKey(k); ok {
@@ -374,8 +506,139 @@ func (m *Manifest) UnmarshalJSON(data []byte) error {
 			plain[p] = e
 		}
 	}
-	*m = plain
-	return nil
+	if plain == nil {
+		plain = Manifest{}
+	}
+	return plain, nil
+}
+
+// errUnusual is a manifest in a form ScanManifest does not read (spacing,
+// other fields): encoding/json reads it, or says what is wrong with it.
+var errUnusual = errors.New("not in the form instance-sync writes")
+
+// ScanManifest calls fn with each file of a manifest file read from r, in
+// the file's order (path order, as written), without holding the file or
+// a Manifest. It reads the form AppendJSON writes, "null" and any name
+// encoding/json can read; for anything else it returns an error that
+// ReadManifest answers by reading the whole file through encoding/json
+// (fn may have been called for some files before).
+func ScanManifest(r io.Reader, fn func(p string, e Entry) error) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	c, err := br.ReadByte()
+	if err != nil {
+		return errUnusual
+	}
+	if c == 'n' {
+		rest := make([]byte, 3)
+		if _, err := io.ReadFull(br, rest); err != nil || string(rest) != "ull" {
+			return errUnusual
+		}
+		return scanEnd(br)
+	}
+	if c != '{' {
+		return errUnusual
+	}
+	if c, err = br.ReadByte(); err != nil {
+		return errUnusual
+	}
+	if c == '}' {
+		return scanEnd(br)
+	}
+	var key []byte
+	for {
+		if c != '"' {
+			return errUnusual
+		}
+		key = key[:0]
+		for {
+			part, err := br.ReadSlice('"')
+			if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+				return errUnusual
+			}
+			key = append(key, part...)
+			if err == nil && !escapedQuote(key) {
+				break
+			}
+		}
+		p, ok := plainKey(key[:len(key)-1])
+		if !ok {
+			var s string
+			if json.Unmarshal(append([]byte{'"'}, key...), &s) != nil {
+				return errUnusual
+			}
+			if raw, isRaw := fromRawKey(s); isRaw {
+				s = raw
+			}
+			p = s
+		}
+		if c, err = br.ReadByte(); err != nil || c != ':' {
+			return errUnusual
+		}
+		obj, err := br.ReadSlice('}')
+		if err != nil {
+			return errUnusual
+		}
+		var e Entry
+		if n, ok := parseEntry(obj, 0, &e); !ok || n != len(obj) {
+			return errUnusual
+		}
+		if err := fn(p, e); err != nil {
+			return err
+		}
+		if c, err = br.ReadByte(); err != nil {
+			return errUnusual
+		}
+		switch c {
+		case ',':
+			if c, err = br.ReadByte(); err != nil {
+				return errUnusual
+			}
+		case '}':
+			return scanEnd(br)
+		default:
+			return errUnusual
+		}
+	}
+}
+
+// escapedQuote reports whether the quote ending s is escaped (an odd
+// number of backslashes before it).
+func escapedQuote(s []byte) bool {
+	n := 0
+	for i := len(s) - 2; i >= 0 && s[i] == '\\'; i-- {
+		n++
+	}
+	return n%2 == 1
+}
+
+// plainKey returns s as a name when it holds no escapes, no control
+// characters and only UTF-8.
+func plainKey(s []byte) (string, bool) {
+	for _, c := range s {
+		if c == '\\' || c < 0x20 {
+			return "", false
+		}
+	}
+	if !utf8.Valid(s) {
+		return "", false
+	}
+	return string(s), true
+}
+
+// scanEnd accepts only white space after the manifest.
+func scanEnd(br *bufio.Reader) error {
+	for {
+		c, err := br.ReadByte()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return errUnusual
+		}
+	}
 }
 
 // A file name on Linux and macOS is any bytes, but a JSON string holds
@@ -397,62 +660,6 @@ func fromRawKey(k string) (string, bool) {
 		return "", false
 	}
 	return string(b), true
-}
-
-// parseManifest parses {"path":{"s":N,"m":N,"p":N},...} with nothing
-// escaped in the paths and no spaces; ok is false for anything else.
-func parseManifest(d []byte) (Manifest, bool) {
-	if len(d) < 2 || d[0] != '{' {
-		return nil, false
-	}
-	m := make(Manifest, bytes.Count(d, []byte("},"))+1)
-	i := 1
-	if d[i] == '}' {
-		return m, i+1 == len(d)
-	}
-	for {
-		key, n, ok := plainString(d, i)
-		if !ok || n >= len(d) || d[n] != ':' {
-			return nil, false
-		}
-		var e Entry
-		if i, ok = parseEntry(d, n+1, &e); !ok {
-			return nil, false
-		}
-		m[key] = e
-		if i >= len(d) {
-			return nil, false
-		}
-		switch d[i] {
-		case ',':
-			i++
-		case '}':
-			return m, i+1 == len(d)
-		default:
-			return nil, false
-		}
-	}
-}
-
-// plainString reads a JSON string at d[i] that has no escapes and no
-// control characters, returning it and the index after it.
-func plainString(d []byte, i int) (string, int, bool) {
-	if i >= len(d) || d[i] != '"' {
-		return "", 0, false
-	}
-	for j := i + 1; j < len(d); j++ {
-		switch c := d[j]; {
-		case c == '"':
-			s := d[i+1 : j]
-			if !utf8.Valid(s) {
-				return "", 0, false
-			}
-			return string(s), j + 1, true
-		case c == '\\' || c < 0x20:
-			return "", 0, false
-		}
-	}
-	return "", 0, false
 }
 
 // parseEntry reads {"s":N,"m":N,"p":N} (fields in any order, each at most

@@ -265,9 +265,9 @@ func TestAffects(t *testing.T) {
 	}
 }
 
-// WalkEach names every folder it reads before taking its files' stats,
+// WalkFiles names every folder it reads before taking its files' stats,
 // and none it skips.
-func TestWalkEach(t *testing.T) {
+func TestWalkFilesBefore(t *testing.T) {
 	pack := t.TempDir()
 	for _, name := range []string{"saves/World/region/r.0.0.mca", "saves/World/level.dat", "logs/latest.log", "options.txt", "saves/.cache/x"} {
 		p := filepath.Join(pack, filepath.FromSlash(name))
@@ -280,7 +280,7 @@ func TestWalkEach(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var seen []string
-	m, err := New(Overrides{}).WalkEach(pack, func(rel string) error {
+	m, _, err := New(Overrides{}).WalkFiles(pack, func(rel string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		seen = append(seen, rel)
@@ -293,11 +293,11 @@ func TestWalkEach(t *testing.T) {
 	if want := []string{"saves", "saves/World", "saves/World/region"}; !slices.Equal(seen, want) {
 		t.Fatalf("folders = %q, want %q", seen, want)
 	}
-	if len(m) != 3 {
-		t.Fatalf("walk recorded %d files, want 3: %v", len(m), m.Paths())
+	if m.Len() != 3 {
+		t.Fatalf("walk recorded %d files, want 3: %v", m.Len(), m.Manifest().Paths())
 	}
 	stop := errors.New("stop")
-	if _, err := New(Overrides{}).WalkEach(pack, func(string) error { return stop }); !errors.Is(err, stop) {
-		t.Fatalf("WalkEach with a failing hook = %v, want it", err)
+	if _, _, err := New(Overrides{}).WalkFiles(pack, func(string) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("WalkFiles with a failing hook = %v, want it", err)
 	}
 }

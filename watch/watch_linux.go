@@ -62,7 +62,7 @@ func Serve(pack string, sc scope.Scope, base Base, maxAge time.Duration) error {
 			return err
 		}
 	}
-	m, err := sc.WalkEach(pack, w.add)
+	m, _, err := sc.WalkFiles(pack, w.add)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func Serve(pack string, sc scope.Scope, base Base, maxAge time.Duration) error {
 	}
 }
 
-// add watches the folder rel. WalkEach calls it from several goroutines.
+// add watches the folder rel. WalkFiles calls it from several goroutines.
 func (w *watcher) add(rel string) error {
 	wd, err := unix.InotifyAddWatch(w.fd, filepath.Join(w.pack, filepath.FromSlash(rel)), events)
 	if err != nil {

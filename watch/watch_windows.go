@@ -86,7 +86,7 @@ func Serve(pack string, sc scope.Scope, base Base, maxAge time.Duration) error {
 			}
 		}
 	}
-	m, err := sc.WalkEach(pack, func(string) error { return nil })
+	m, _, err := sc.WalkFiles(pack, nil)
 	if err != nil {
 		return err
 	}
