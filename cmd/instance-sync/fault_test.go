@@ -284,6 +284,16 @@ func addTree(t *testing.T, root string, into map[string]bool) {
 // sameScope fails unless the synced files of a and b are identical.
 func sameScope(t *testing.T, a, b string) {
 	t.Helper()
+	if d := scopeDiff(t, a, b); d != "" {
+		t.Fatal(d)
+	}
+}
+
+// scopeDiff says how the synced files of a and b differ: the file lists,
+// or the first file whose content differs with its digest, size and mtime
+// on each side; "" when they are identical.
+func scopeDiff(t *testing.T, a, b string) string {
+	t.Helper()
 	sc := scope.New(scope.Overrides{})
 	ma, err := sc.Walk(a)
 	if err != nil {
@@ -297,15 +307,26 @@ func sameScope(t *testing.T, a, b string) {
 	sort.Strings(pa)
 	sort.Strings(pb)
 	if strings.Join(pa, "\n") != strings.Join(pb, "\n") {
-		t.Fatalf("file lists differ:\n%v\n%v", scope.Diff(ma, mb), pb)
+		return fmt.Sprintf("file lists differ:\n%v\n%v", scope.Diff(ma, mb), pb)
 	}
 	for _, p := range pa {
 		da, _ := os.ReadFile(filepath.Join(a, p))
 		db, _ := os.ReadFile(filepath.Join(b, p))
 		if !bytes.Equal(da, db) {
-			t.Fatalf("%s differs", p)
+			return fmt.Sprintf("%s differs:\n  %s\n  %s", p, fileFacts(filepath.Join(a, p), da), fileFacts(filepath.Join(b, p), db))
 		}
 	}
+	return ""
+}
+
+// fileFacts is what a failure says of a file: its path, digest, size,
+// mtime and first bytes.
+func fileFacts(name string, data []byte) string {
+	mtime := "?"
+	if fi, err := os.Stat(name); err == nil {
+		mtime = fi.ModTime().UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("%s: sha256 %.16s, %d bytes, mtime %s, starts %q", name, hash(data), len(data), mtime, data[:min(len(data), 32)])
 }
 
 // fileHashes maps each synced file of pack to its content's hash.

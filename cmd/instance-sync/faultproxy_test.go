@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,8 +106,10 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // whole run, and checks after each: a failed pull warns and exits 0 (the
 // game starts) within a bound, leaves the pack folder as it was or as the
 // snapshot has it; a failed push loses nothing; once the server is back a
-// healthy run converges, no restic lock is left on the server, and every
-// computer has the same files.
+// healthy run syncs (exit 0 and no warning: a pull that gives up exits 0
+// too), no restic lock is left on the server, and every computer has the
+// same files. When they differ, the failure shows the runs' output, both
+// states and the differing file's digest, size and mtime on each side.
 //
 // ISYNC_SERVER_FAULTS sets how many values of N each mode and operation
 // tries (default 1; e.g. 12 for a long sweep).
@@ -137,13 +141,28 @@ func TestServerFaults(t *testing.T) {
 	if err := os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// A stall bound shorter than the hooks' 45 s keeps the test quick; long
-	// enough that restic's start (key derivation, index) on a loaded machine
-	// is not taken for a stall.
+	// The runs against the failing server give up on a stall after 15 s,
+	// shorter than the hooks' 45 s to keep the test quick, and long enough
+	// that restic's start (key derivation, index) on a loaded machine is
+	// not taken for a stall. The healthy runs keep the hooks' bounds: a
+	// healthy pull that gave up would exit 0 too, having changed nothing,
+	// and its computer would not have the files the test expects.
 	pcA := newComputer(t, bin, realRestic, filepath.Join(work, "homeA"))
 	pcB := newComputer(t, bin, realRestic, filepath.Join(work, "homeB"))
 	for _, pc := range []*computer{pcA, pcB} {
-		pc.env = append(pc.env, "INSTANCE_SYNC_RESTIC_STALL=15s", "INSTANCE_SYNC_HOSTNAME=pc")
+		pc.env = append(pc.env, "INSTANCE_SYNC_HOSTNAME=pc")
+	}
+	faultyB := *pcB
+	faultyB.env = append(slices.Clone(pcB.env), "INSTANCE_SYNC_RESTIC_STALL=15s")
+	// healthy runs a sync against the healed server: it must exit 0 and
+	// say it synced, never warn (a pull that warns changed nothing).
+	healthy := func(pc *computer, pack, op string) string {
+		t.Helper()
+		out := pc.must(pack, op)
+		if strings.Contains(out, "instance-sync: warning:") {
+			t.Fatalf("%s in %s against a healthy server warned:\n%s", op, pack, out)
+		}
+		return out
 	}
 	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -161,7 +180,7 @@ func TestServerFaults(t *testing.T) {
 		writeTestFile(t, a, fmt.Sprintf("saves/World/region/r.%d.0.mca", i), strings.Repeat(strconv.Itoa(i), 100<<10))
 	}
 	pcA.must(a, "init", "--url="+proxy.URL, "--token-file="+token)
-	pcA.must(a, "push")
+	healthy(pcA, a, "push")
 	cfg, err := instance.Paths{Pack: a}.LoadConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -171,19 +190,19 @@ func TestServerFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	pcB.must(b, "init", "--url="+proxy.URL, "--token-file="+token, "--join="+cfg.InstanceID)
-	pcB.must(b, "pull")
+	healthy(pcB, b, "pull")
 	sameScope(t, a, b)
 
 	// How many requests a changed pull and a push make, to spread N over.
 	change(a, 0)
-	pcA.must(a, "push")
+	healthy(pcA, a, "push")
 	proxy.arm("", 0)
-	pcB.must(b, "pull")
+	healthy(pcB, b, "pull")
 	pullRequests := proxy.arm("", 0)
 	change(b, 0)
-	pcB.must(b, "push")
+	healthy(pcB, b, "push")
 	pushRequests := proxy.arm("", 0)
-	pcA.must(a, "pull")
+	healthy(pcA, a, "pull")
 	t.Logf("a changed pull makes %d requests, a push %d", pullRequests, pushRequests)
 
 	const bound = 90 * time.Second // far below restic's own 15 minutes of retries
@@ -195,6 +214,22 @@ func TestServerFaults(t *testing.T) {
 			t.Fatalf("%s: %d restic locks left on the server", what, len(entries))
 		}
 	}
+	// converged fails unless a and b have the same files, saying what
+	// differs, what the runs said and what each computer's state holds.
+	converged := func(what string, runs ...string) {
+		t.Helper()
+		d := scopeDiff(t, a, b)
+		if d == "" {
+			return
+		}
+		var msg strings.Builder
+		fmt.Fprintf(&msg, "%s: %s", what, d)
+		for i := 0; i+1 < len(runs); i += 2 {
+			fmt.Fprintf(&msg, "\n--- %s:\n%s", runs[i], strings.TrimSpace(runs[i+1]))
+		}
+		fmt.Fprintf(&msg, "\n--- state of a: %s\n--- state of b: %s", stateSummary(a), stateSummary(b))
+		t.Fatal(msg.String())
+	}
 	for m, mode := range []string{"500", "drop", "stall"} {
 		for i := range points {
 			idx, total := i*3+m, points*3
@@ -203,11 +238,11 @@ func TestServerFaults(t *testing.T) {
 			// From the first snapshot file read to the end of the restore.
 			n := 2 + idx*(pullRequests-4)/max(total-1, 1)
 			change(a, round)
-			pcA.must(a, "push")
+			pushed := healthy(pcA, a, "push")
 			before := digests(t, b)
 			proxy.arm(mode, n)
 			start := time.Now()
-			out, code := pcB.run(b, "pull")
+			out, code := faultyB.run(b, "pull")
 			took := time.Since(start)
 			proxy.arm("", 0)
 			what := fmt.Sprintf("pull, %s at request %d of %d", mode, n, pullRequests)
@@ -221,8 +256,8 @@ func TestServerFaults(t *testing.T) {
 			if after := digests(t, b); !strings.Contains(out, "restored") && after != before {
 				t.Fatalf("%s: the pull failed but changed the pack folder\n%s", what, out)
 			}
-			pcB.must(b, "pull")
-			sameScope(t, a, b)
+			again := healthy(pcB, b, "pull")
+			converged(what+", then a healthy pull", "a's push", pushed, "b's pull (failed)", out, "b's pull (healthy)", again)
 			noLocks(what + ", then a healthy pull")
 
 			// Push: b made progress; the server fails at request n of the
@@ -233,7 +268,7 @@ func TestServerFaults(t *testing.T) {
 			want := digests(t, b)
 			proxy.arm(mode, n)
 			start = time.Now()
-			out, code = pcB.run(b, "push")
+			out, code = faultyB.run(b, "push")
 			took = time.Since(start)
 			t.Logf("push, %s at request %d: exit %d after %s", mode, n, code, took.Round(100*time.Millisecond))
 			proxy.arm("", 0)
@@ -244,13 +279,30 @@ func TestServerFaults(t *testing.T) {
 			if digests(t, b) != want {
 				t.Fatalf("%s changed the pack folder\n%s", what, out)
 			}
-			pcB.must(b, "push")
+			again = healthy(pcB, b, "push")
 			noLocks(what + ", then a healthy push")
-			pcA.must(a, "pull")
-			sameScope(t, a, b)
+			pulled := healthy(pcA, a, "pull")
+			converged(what+", then a healthy push and pull", "b's push (failed)", out, "b's push (healthy)", again, "a's pull", pulled)
 			round++
 		}
 	}
+}
+
+// stateSummary is pack's state.json for a failure message, without the
+// snapshot metadata and manifest that make most of it.
+func stateSummary(pack string) string {
+	data, err := os.ReadFile(instance.Paths{Pack: pack}.State())
+	if err != nil {
+		return err.Error()
+	}
+	var st map[string]json.RawMessage
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Sprintf("%v: %.2000s", err, data)
+	}
+	delete(st, "known")
+	delete(st, "manifest")
+	out, _ := json.Marshal(st)
+	return string(out)
 }
 
 // digests is one line per synced file of pack: its path and SHA-256.
