@@ -1,15 +1,20 @@
 package instance
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"git.timemachine.center/timemachine/instance-sync/history"
 	"git.timemachine.center/timemachine/instance-sync/repofile"
@@ -330,5 +335,120 @@ func TestStagedManifest(t *testing.T) {
 	}
 	if got, _ := p.LoadState(); got.LoadManifest() != nil || !reflect.DeepEqual(got.Manifest, next) {
 		t.Fatalf("a leftover stage replaced manifest.json: %v", got.Manifest)
+	}
+}
+
+// TestManifestFromFiles: a sync recorded from a walk kept as scope.Files
+// writes the same manifest.json as one recorded from a Manifest, staged
+// or not, and reads back the same; ScanManifest streams it in path order.
+func TestManifestFromFiles(t *testing.T) {
+	m := scope.Manifest{
+		"saves/World & Co/level.dat": {Size: 3, MTime: 5, Mode: 0o644}, "saves/World/region/r.0.0.mca": {Size: 1 << 20, MTime: 6, Mode: 0o644},
+		"saves/World-2/level.dat": {Size: 4, MTime: 7, Mode: 0o600}, "options.txt": {Size: 9, MTime: -1, Mode: 0o644}, "saves/bad\xffname": {Size: 1},
+	}
+	want := append(m.AppendJSON(nil), '\n')
+	for _, staged := range []bool{false, true} {
+		p := Paths{Pack: t.TempDir()}
+		os.MkdirAll(p.Dir(), 0o700)
+		var s State
+		f := scope.FilesOf(m)
+		if staged {
+			sm, err := p.StageFiles(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.SetStagedManifest(sm, f.Digest())
+		} else {
+			s.SetFiles(f, f.Digest())
+		}
+		if err := p.SaveState(&s); err != nil {
+			t.Fatal(err)
+		}
+		if data, _ := os.ReadFile(p.Manifest()); !bytes.Equal(data, want) {
+			t.Fatalf("staged %v: manifest.json = %q, want %q", staged, data, want)
+		}
+		got, _ := p.LoadState()
+		if got.ManifestDigest != m.Digest() {
+			t.Fatal("digest differs")
+		}
+		var paths []string
+		if err := got.ScanManifest(func(p string, e scope.Entry) {
+			if m[p] != e {
+				t.Errorf("%q: %v, want %v", p, e, m[p])
+			}
+			paths = append(paths, p)
+		}); err != nil || !slices.Equal(paths, m.Paths()) {
+			t.Fatalf("ScanManifest: %q, %v", paths, err)
+		}
+		if got.Manifest != nil {
+			t.Fatal("ScanManifest decoded the manifest")
+		}
+		if err := got.LoadManifest(); err != nil || !reflect.DeepEqual(got.Manifest, m) {
+			t.Fatalf("LoadManifest = %v, %v", got.Manifest, err)
+		}
+	}
+}
+
+// TestOldManifestStillLoads: manifest.json files written by earlier builds
+// (encoding/json, escaped names, a name that is not UTF-8 as NUL+base64)
+// and a manifest inline in state.json read through the streaming reader;
+// one from an interrupted sync does not pass, streamed or decoded.
+func TestOldManifestStillLoads(t *testing.T) {
+	m := scope.Manifest{
+		"saves/Tom & Jerry/level.dat": {Size: 3, MTime: 5, Mode: 0o644}, "saves/<quoted \"w\">/x": {Size: 4, MTime: 7, Mode: 0o600},
+		"saves/tab\there": {Size: 5}, "saves/bad\xffname": {Size: 6}, "options.txt": {Size: 9, MTime: -1, Mode: 0o644},
+	}
+	std := map[string]scope.Entry{}
+	for p, e := range m {
+		if !utf8.ValidString(p) {
+			p = "\x00" + base64.RawStdEncoding.EncodeToString([]byte(p))
+		}
+		std[p] = e
+	}
+	old, err := json.Marshal(std)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Paths{Pack: t.TempDir()}
+	os.MkdirAll(p.Dir(), 0o700)
+	os.WriteFile(p.Manifest(), old, 0o600)
+	state, _ := json.Marshal(map[string]any{"version": 1, "last_snapshot": strings.Repeat("ab", 32), "manifest_digest": m.Digest()})
+	os.WriteFile(p.State(), state, 0o600)
+	s, err := p.LoadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := s.ScanManifest(func(p string, e scope.Entry) {
+		if m[p] != e {
+			t.Errorf("%q: %v, want %v", p, e, m[p])
+		}
+		n++
+	}); err != nil || n != len(m) {
+		t.Fatalf("ScanManifest of an old manifest.json: %d files, %v", n, err)
+	}
+	if err := s.LoadManifest(); err != nil || !reflect.DeepEqual(s.Manifest, m) {
+		t.Fatalf("LoadManifest of an old manifest.json = %v, %v", s.Manifest, err)
+	}
+	// Inline in state.json, as the first builds wrote it.
+	os.Remove(p.Manifest())
+	inline, _ := json.Marshal(map[string]any{"version": 1, "last_snapshot": strings.Repeat("ab", 32), "manifest": json.RawMessage(old)})
+	os.WriteFile(p.State(), inline, 0o600)
+	s, _ = p.LoadState()
+	n = 0
+	if err := s.ScanManifest(func(string, scope.Entry) { n++ }); err != nil || n != len(m) || !reflect.DeepEqual(s.Manifest, m) {
+		t.Fatalf("inline manifest: %d files, %v", n, err)
+	}
+	// Interrupted: manifest.json is another sync's.
+	other := maps.Clone(m)
+	other["options.txt"] = scope.Entry{Size: 10}
+	os.WriteFile(p.Manifest(), other.AppendJSON(nil), 0o600)
+	os.WriteFile(p.State(), state, 0o600)
+	s, _ = p.LoadState()
+	if err := s.ScanManifest(func(string, scope.Entry) {}); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("ScanManifest of a mismatched manifest.json = %v", err)
+	}
+	if err := s.LoadManifest(); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("LoadManifest of a mismatched manifest.json = %v", err)
 	}
 }

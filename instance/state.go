@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,8 +71,9 @@ type State struct {
 	// folder or computer was copied there (see Home).
 	Home *Home `json:"home,omitempty"`
 
-	manifestFile  string // where LoadManifest reads the manifest
-	manifestDirty bool   // SetManifest was called since the last save
+	manifestFile  string       // where LoadManifest reads the manifest
+	manifestDirty bool         // SetManifest was called since the last save
+	files         *scope.Files // the manifest as a walk kept it (SetFiles)
 	staged        *StagedManifest
 }
 
@@ -98,9 +100,11 @@ type Home struct {
 }
 
 // StagedManifest is a manifest already encoded and written beside
-// manifest.json (StageManifest), waiting for SaveState to put it in place.
+// manifest.json (StageManifest, StageFiles), waiting for SaveState to put
+// it in place.
 type StagedManifest struct {
 	m   scope.Manifest
+	f   *scope.Files
 	tmp string
 }
 
@@ -108,11 +112,20 @@ type StagedManifest struct {
 // A push stages the manifest while restic runs, so that recording the
 // sync afterwards is a rename, not a megabyte to encode and write.
 func (p Paths) StageManifest(m scope.Manifest) (*StagedManifest, error) {
-	tmp, err := atomicfile.Stage(p.Manifest(), append(m.AppendJSON(nil), '\n'), 0o600)
+	tmp, err := atomicfile.StageFunc(p.Manifest(), 0o600, m.WriteJSON)
 	if err != nil {
 		return nil, err
 	}
 	return &StagedManifest{m: m, tmp: tmp}, nil
+}
+
+// StageFiles is StageManifest for a walk kept as scope.Files.
+func (p Paths) StageFiles(f *scope.Files) (*StagedManifest, error) {
+	tmp, err := atomicfile.StageFunc(p.Manifest(), 0o600, f.WriteJSON)
+	if err != nil {
+		return nil, err
+	}
+	return &StagedManifest{f: f, tmp: tmp}, nil
 }
 
 // RemoveTemps removes the temp files a killed sync left beside state.json
@@ -137,7 +150,7 @@ func (sm *StagedManifest) Discard() {
 
 // Synced reports whether this machine has a manifest from a sync.
 func (s *State) Synced() bool {
-	return s.Manifest != nil || s.ManifestDigest != "" || s.inline()
+	return s.Manifest != nil || s.files != nil || s.ManifestDigest != "" || s.inline()
 }
 
 func (s *State) inline() bool {
@@ -158,13 +171,25 @@ func (s *State) SetManifestDigest(m scope.Manifest, digest string) {
 		m = scope.Manifest{}
 	}
 	s.staged.Discard()
-	s.Manifest, s.RawManifest, s.ManifestDigest, s.manifestDirty, s.staged = m, nil, digest, true, nil
+	s.Manifest, s.files, s.RawManifest, s.ManifestDigest, s.manifestDirty, s.staged = m, nil, nil, digest, true, nil
 }
 
-// SetStagedManifest is SetManifestDigest for a manifest StageManifest
-// already wrote; SaveState only renames it into place.
+// SetFiles is SetManifestDigest for a walk kept as scope.Files: the
+// Manifest is made from it only if LoadManifest is called.
+func (s *State) SetFiles(f *scope.Files, digest string) {
+	s.staged.Discard()
+	s.Manifest, s.files, s.RawManifest, s.ManifestDigest, s.manifestDirty, s.staged = nil, f, nil, digest, true, nil
+}
+
+// SetStagedManifest is SetManifestDigest (or SetFiles) for a manifest
+// StageManifest (or StageFiles) already wrote; SaveState only renames it
+// into place.
 func (s *State) SetStagedManifest(sm *StagedManifest, digest string) {
-	s.SetManifestDigest(sm.m, digest)
+	if sm.f != nil {
+		s.SetFiles(sm.f, digest)
+	} else {
+		s.SetManifestDigest(sm.m, digest)
+	}
 	s.staged = sm
 }
 
@@ -176,28 +201,84 @@ func (s *State) LoadManifest() error {
 	if s.Manifest != nil || !s.Synced() {
 		return nil
 	}
-	data, name := []byte(s.RawManifest), "state.json"
-	if !s.inline() {
+	if s.files != nil {
+		s.Manifest = s.files.Manifest()
+		return nil
+	}
+	var m scope.Manifest
+	var err error
+	name := "state.json"
+	if s.inline() {
+		m, err = scope.ReadManifest(bytes.NewReader(s.RawManifest))
+	} else {
 		if s.manifestFile == "" {
 			return errors.New("the last sync's manifest was never saved")
 		}
-		var err error
-		if data, err = os.ReadFile(s.manifestFile); err != nil {
+		name = s.manifestFile
+		var f *os.File
+		if f, err = os.Open(s.manifestFile); err != nil {
 			return err
 		}
-		name = s.manifestFile
+		m, err = scope.ReadManifest(f)
+		f.Close()
 	}
-	var m scope.Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
+	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
-	}
-	if m == nil {
-		m = scope.Manifest{}
 	}
 	if s.ManifestDigest != "" && m.Digest() != s.ManifestDigest {
 		return fmt.Errorf("%s does not match state.json (a sync was interrupted)", name)
 	}
 	s.Manifest = m
+	return nil
+}
+
+// ScanManifest calls fn with each file of the last sync's manifest, in
+// path order (in the file's order when an earlier build wrote it), reading manifest.json a file at a time instead of decoding
+// it whole. It fails, after fn saw some files, when the files do not
+// match state.json's digest.
+func (s *State) ScanManifest(fn func(p string, e scope.Entry)) error {
+	switch {
+	case !s.Synced():
+		return nil
+	case s.Manifest != nil:
+		for _, p := range s.Manifest.Paths() {
+			fn(p, s.Manifest[p])
+		}
+		return nil
+	case s.files != nil:
+		for p, e := range s.files.All() {
+			fn(p, e)
+		}
+		return nil
+	case s.inline() || s.ManifestDigest == "" || s.manifestFile == "":
+		if err := s.LoadManifest(); err != nil {
+			return err
+		}
+		return s.ScanManifest(fn)
+	}
+	f, err := os.Open(s.manifestFile)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	d := scope.NewDigester()
+	err = scope.ScanManifest(f, func(p string, e scope.Entry) error {
+		d.Add(p, e)
+		fn(p, e)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.manifestFile, err)
+	}
+	sum, sorted := d.Sum()
+	if !sorted {
+		// An earlier build wrote names that are not UTF-8 first: the
+		// digest needs the files sorted, so decode them.
+		return s.LoadManifest()
+	}
+	if sum != s.ManifestDigest {
+		return fmt.Errorf("%s does not match state.json (a sync was interrupted)", s.manifestFile)
+	}
 	return nil
 }
 
@@ -249,8 +330,15 @@ func (p Paths) SaveState(s *State) error {
 		}
 		s.RawManifest = nil
 	} else if s.manifestDirty {
-		raw := append(s.Manifest.AppendJSON(nil), '\n')
-		if err := atomicfile.Write(p.Manifest(), raw, 0o600); err != nil {
+		write := s.Manifest.WriteJSON
+		if s.Manifest == nil && s.files != nil {
+			write = s.files.WriteJSON
+		}
+		tmp, err := atomicfile.StageFunc(p.Manifest(), 0o600, write)
+		if err == nil {
+			err = atomicfile.Commit(tmp, p.Manifest())
+		}
+		if err != nil {
 			return err
 		}
 		s.RawManifest = nil

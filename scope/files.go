@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"io"
 	"iter"
 	"slices"
@@ -289,4 +290,54 @@ func (d *folder) sort() {
 	for _, s := range d.subs {
 		s.sort()
 	}
+}
+
+// WriteJSON writes what AppendJSON appends, and a newline, a file at a
+// time.
+func (m Manifest) WriteJSON(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	buf := []byte{'{'}
+	for i, p := range m.Paths() {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendJSONEntry(buf, p, m[p])
+		if len(buf) >= 32<<10 {
+			_, _ = bw.Write(buf) // the error stays in bw for Flush
+			buf = buf[:0]
+		}
+	}
+	buf = append(buf, '}', '\n')
+	_, _ = bw.Write(buf)
+	return bw.Flush()
+}
+
+// Digester computes Manifest.Digest of files given one at a time in path
+// order (as a manifest file holds them), without the Manifest.
+type Digester struct {
+	h        hash.Hash
+	buf      []byte
+	last     string
+	n        int
+	unsorted bool
+}
+
+// NewDigester returns an empty Digester.
+func NewDigester() *Digester { return &Digester{h: sha256.New()} }
+
+// Add adds the file p.
+func (d *Digester) Add(p string, e Entry) {
+	if d.n > 0 && p <= d.last {
+		d.unsorted = true
+	}
+	d.n++
+	d.last = p
+	d.buf = appendDigestLine(append(d.buf[:0], p...), e)
+	d.h.Write(d.buf)
+}
+
+// Sum returns the digest; ok is false when the files did not come in
+// path order (the digest would not be Manifest.Digest).
+func (d *Digester) Sum() (digest string, ok bool) {
+	return hex.EncodeToString(d.h.Sum(nil)), !d.unsorted
 }

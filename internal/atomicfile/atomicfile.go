@@ -4,6 +4,7 @@ package atomicfile
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -22,6 +23,15 @@ func Write(path string, data []byte, perm os.FileMode) error {
 // name; Commit puts it in place, Discard drops it. Between the two, path
 // still holds the old content.
 func Stage(path string, data []byte, perm os.FileMode) (tmp string, err error) {
+	return StageFunc(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// StageFunc is Stage with the content written by write, which may write
+// it in pieces (a large file is never held in memory whole).
+func StageFunc(path string, perm os.FileMode, write func(w io.Writer) error) (tmp string, err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -37,7 +47,7 @@ func Stage(path string, data []byte, perm os.FileMode) (tmp string, err error) {
 	if err = f.Chmod(perm); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	if _, err = f.Write(data); err != nil {
+	if err = write(f); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	if err = f.Sync(); err != nil {
