@@ -45,11 +45,16 @@ type watcher struct {
 }
 
 // Serve runs the watcher of pack until something in scope changes (it
-// returns ErrChanged), a client sends Quit, or maxAge passes. It first
-// watches every folder of the scope, then walks it: unless the walk's
-// digest is base.Digest, the files already differ from the last sync and
-// it returns ErrChanged at once. Only then does it answer clients.
+// returns ErrChanged), a client sends Quit, maxAge passes, or pack is
+// deleted or moved away (ErrChanged). It first watches every folder of
+// the scope, then walks it: unless the walk's digest is base.Digest, the
+// files already differ from the last sync and it returns ErrChanged at
+// once. Only then does it answer clients.
 func Serve(pack string, sc scope.Scope, base Base, maxAge time.Duration) error {
+	h, err := homeOf(pack)
+	if err != nil {
+		return err
+	}
 	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("inotify: %w", err)
@@ -86,8 +91,11 @@ func Serve(pack string, sc scope.Scope, base Base, maxAge time.Duration) error {
 		if left <= 0 {
 			return nil
 		}
+		if err := h.gone(); err != nil {
+			return err
+		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(ln), Events: unix.POLLIN}}
-		_, err := unix.Poll(fds, int(min(left, time.Minute).Milliseconds())+1)
+		_, err := unix.Poll(fds, int(min(left, checkEvery).Milliseconds())+1)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}

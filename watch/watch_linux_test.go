@@ -229,3 +229,46 @@ func TestMaxAge(t *testing.T) {
 		t.Fatal("a watcher past its max age still answers")
 	}
 }
+
+// A watcher whose pack folder is deleted or moved away (it, or a folder
+// above it) ends: it has nothing left to watch there, and would otherwise
+// run until its max age. Moving a folder above the pack folder touches no
+// watched folder, so no event says so.
+func TestEndsWhenFolderVanishes(t *testing.T) {
+	defer func(d time.Duration) { checkEvery = d }(checkEvery)
+	checkEvery = 50 * time.Millisecond
+	for name, vanish := range map[string]func(pack string) error{
+		"deleted": os.RemoveAll,
+		"moved away": func(pack string) error {
+			return os.Rename(pack, pack+"-old")
+		},
+		"a folder above moved away": func(pack string) error {
+			return os.Rename(filepath.Dir(pack), filepath.Dir(pack)+"-old")
+		},
+		"deleted and made again": func(pack string) error {
+			if err := os.Rename(pack, pack+"-old"); err != nil {
+				return err
+			}
+			return os.Mkdir(pack, 0o755)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			made, sc, b := folder(t)
+			// The pack folder inside a launcher's instances folder.
+			pack := filepath.Join(t.TempDir(), "instances", "pack")
+			if err := os.MkdirAll(filepath.Dir(pack), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(made, pack); err != nil {
+				t.Fatal(err)
+			}
+			done := serve(t, pack, sc, b)
+			if err := vanish(pack); err != nil {
+				t.Fatal(err)
+			}
+			if err := ended(t, done); !errors.Is(err, ErrChanged) {
+				t.Fatalf("Serve = %v, want ErrChanged", err)
+			}
+		})
+	}
+}

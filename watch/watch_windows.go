@@ -55,14 +55,19 @@ type watcher struct {
 }
 
 // Serve runs the watcher of pack until something in scope changes (it
-// returns ErrChanged), a client sends Quit, or maxAge passes. It watches
-// the folders above the include entries and each include folder's whole
-// tree (ReadDirectoryChangesW), then walks the scope: unless the walk's
+// returns ErrChanged), a client sends Quit, maxAge passes, or pack is
+// deleted or moved away (ErrChanged). It watches the folders above the
+// include entries and each include folder's whole tree
+// (ReadDirectoryChangesW), then walks the scope: unless the walk's
 // digest is base.Digest, the files already differ from the last sync and
 // it returns ErrChanged at once. Only then does it answer clients, on a
 // loopback port whose address and per-run secret are in a file only this
 // user can read.
 func Serve(pack string, sc scope.Scope, base Base, maxAge time.Duration) error {
+	h, err := homeOf(pack)
+	if err != nil {
+		return err
+	}
 	lock, err := takeLock(pack)
 	if err != nil {
 		return err
@@ -118,10 +123,13 @@ func Serve(pack string, sc scope.Scope, base Base, maxAge time.Duration) error {
 		if left <= 0 {
 			return nil
 		}
+		if err := h.gone(); err != nil {
+			return err
+		}
 		var n uint32
 		var k uintptr
 		var ov *windows.Overlapped
-		err := windows.GetQueuedCompletionStatus(port, &n, &k, &ov, uint32(min(left, time.Minute).Milliseconds())+1)
+		err := windows.GetQueuedCompletionStatus(port, &n, &k, &ov, uint32(min(left, checkEvery).Milliseconds())+1)
 		if ov == nil && k != keyQuery {
 			if errors.Is(err, windows.WAIT_TIMEOUT) {
 				continue
