@@ -28,10 +28,15 @@ import (
 	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
 )
 
-func main() { os.Exit(run()) }
+func main() {
+	if list := os.Getenv(statEnv); list != "" {
+		os.Exit(statMain(list))
+	}
+	os.Exit(run())
+}
 
 func run() int {
-	size := flag.String("size", "small", "instance size: small (~500 files, ~30 MB), large (~10,000 files, ~1 GB), both, scale (~100,000 files: large plus map-mod tiles) or huge (~250,000 files)")
+	size := flag.String("size", "small", "instance size: small (~500 files, ~30 MB), large (~10,000 files, ~1 GB), both, scale (~100,000 files: large plus map-mod tiles), huge (~250,000 files), or issue: every figure of the performance targets (large at every -rtt; scale and huge on loopback, only the figures that depend on the file count)")
 	runs := flag.Int("runs", 6, "measured runs per figure (the median is reported); an odd number is rounded up")
 	out := flag.String("out", "", "write the report (markdown) to this file, e.g. BENCHMARKS.md")
 	keep := flag.Bool("keep", false, "keep the generated data (printed at the end)")
@@ -41,14 +46,16 @@ func run() int {
 	serve := flag.Bool("serve", false, "only start the rest-server and an account (for profiling by hand); stop with Ctrl-C")
 	reuse := flag.String("reuse", "", "with -serve: serve the data a -keep run left in this folder, on this address (e.g. /tmp/isync-bench-1/server=127.0.0.1:44977)")
 	flag.Parse()
-	var sizes []string
+	var sizes []sizeRun
 	switch *size {
 	case "small", "large", "scale", "huge":
-		sizes = []string{*size}
+		sizes = []sizeRun{{shape: shapes[*size]}}
 	case "both":
-		sizes = []string{"small", "large"}
+		sizes = []sizeRun{{shape: shapes["small"]}, {shape: shapes["large"]}}
+	case "issue":
+		sizes = []sizeRun{{shape: shapes["large"]}, {shape: shapes["scale"], light: true}, {shape: shapes["huge"], light: true}}
 	default:
-		fmt.Fprintf(os.Stderr, "isync-bench: -size=%s: use small, large or both\n", *size)
+		fmt.Fprintf(os.Stderr, "isync-bench: -size=%s: use small, large, both, scale, huge or issue\n", *size)
 		return 2
 	}
 	if *runs < 1 {
@@ -104,10 +111,17 @@ func run() int {
 			return 1
 		}
 		for _, s := range sizes {
-			res, err := b.size(shapes[s])
+			if s.light && rtt != 0 {
+				continue // memory and the walk do not depend on the network
+			}
+			run := b.size
+			if s.light {
+				run = b.light
+			}
+			res, err := run(s.shape)
 			if err != nil {
 				stop()
-				fmt.Fprintf(os.Stderr, "isync-bench: %s: %v\n", s, err)
+				fmt.Fprintf(os.Stderr, "isync-bench: %s: %v\n", s.shape.Name, err)
 				return 1
 			}
 			rep.Sizes = append(rep.Sizes, res)
@@ -126,6 +140,13 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "isync-bench: some targets are missed (see the table)")
 	}
 	return 0
+}
+
+// sizeRun is one instance size to measure; a light one measures only
+// what depends on the file count (memory, the walk, manifest.json).
+type sizeRun struct {
+	shape shape
+	light bool
 }
 
 // The account both tools use.
