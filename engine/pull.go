@@ -19,19 +19,13 @@ import (
 // pack folder when it is newer, following history.Decide's table.
 // A folder that has not opted in is left alone (Action "not-opted-in").
 func Pull(ctx context.Context, opt Options) (Result, error) {
-	s, skipped, err := openHook(ctx, opt)
-	if skipped != nil {
-		return *skipped, nil
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	defer s.close()
-	r, err := s.pull(ctx)
-	if err == nil {
-		s.keepWatcher()
-	}
-	return r, err
+	return runHook(ctx, opt, func(s *session) (Result, error) {
+		r, err := s.pull(ctx)
+		if err == nil {
+			s.keepWatcher()
+		}
+		return r, err
+	})
 }
 
 func (s *session) pull(ctx context.Context) (Result, error) {
@@ -80,9 +74,10 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 	// path every game start takes. A first sync still looks, to say
 	// whether there is anything to push.
 	var cur scope.Manifest
+	var facts scope.Facts
 	walked := false
 	if plan := history.Decide(in); plan.Action != history.Nothing || !s.state.Synced() || s.scopeLooksEmpty() {
-		if cur, err = s.walk(); err != nil {
+		if cur, facts, err = s.walk(); err != nil {
 			return Result{}, fmt.Errorf("reading the instance: %w", err)
 		}
 		walked = true
@@ -120,7 +115,7 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 		if plan.Safety {
 			// The last sync is gone from the server (retention): these
 			// files are its only copy.
-			safety, err := s.safety(ctx, cur)
+			safety, err := s.safety(ctx, cur, facts)
 			if err != nil {
 				return s.notRestored(&StageError{err})
 			}
@@ -133,7 +128,7 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 		}
 		return s.done(Result{Action: Action(plan.Action.String()), Snapshot: plan.Target, Message: msg})
 	}
-	return s.resolve(ctx, plan, cur, g)
+	return s.resolve(ctx, plan, cur, facts, g)
 }
 
 // notRestored ends a pull whose restore failed. A restore that failed
@@ -179,7 +174,7 @@ func serverTrouble(err error) bool {
 }
 
 // resolve handles a conflict: --prefer, else the player's choice.
-func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Manifest, g history.Graph) (Result, error) {
+func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Manifest, facts scope.Facts, g history.Graph) (Result, error) {
 	choice := ui.ChoiceCancel
 	switch s.opt.Prefer {
 	case "cloud":
@@ -219,7 +214,7 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 				return Result{}, fmt.Errorf("--snapshot=%s names none of the cloud versions (%s); run \"instance-sync history\" to see them", s.opt.Snapshot, strings.Join(shortIDs(plan.Heads), ", "))
 			}
 		}
-		safety, err := s.safety(ctx, cur)
+		safety, err := s.safety(ctx, cur, facts)
 		if err != nil {
 			return Result{}, err
 		}

@@ -18,15 +18,7 @@ import (
 // since the last sync. It never refuses because the cloud moved: the new
 // snapshot names its true base, and the other computer sees two heads.
 func Push(ctx context.Context, opt Options) (Result, error) {
-	s, skipped, err := openHook(ctx, opt)
-	if skipped != nil {
-		return *skipped, nil
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	defer s.close()
-	return s.push(ctx)
+	return runHook(ctx, opt, func(s *session) (Result, error) { return s.push(ctx) })
 }
 
 func (s *session) push(ctx context.Context) (Result, error) {
@@ -43,7 +35,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		// last sync: the walk below would find the same.
 		return s.done(Result{Action: ActionNothing, Snapshot: s.state.Last, Message: "nothing to push (no change since the pull)"})
 	}
-	cur, err := s.walk()
+	cur, facts, err := s.walk()
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the instance: %w", err)
 	}
@@ -116,7 +108,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		}
 		staged <- sm
 	}
-	sum, err := s.backup(ctx, history.KindPush, bases, parentIn(listing, s.state.Last), cur, stage)
+	sum, err := s.backup(ctx, history.KindPush, bases, parentIn(listing, s.state.Last), cur, facts, stage)
 	id := sum.SnapshotID
 	var sm *instance.StagedManifest
 	select {
@@ -131,8 +123,6 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	// What changed here since the last sync, for the message: read before
 	// the new manifest replaces the old one.
 	changes, known := s.changesSinceSync(cur)
-	s.state.Last = id
-	s.state.Skipped = nil
 	switch {
 	case partial:
 		sm.Discard()
@@ -144,7 +134,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		s.state.SetManifestDigest(cur, digest)
 	}
 	// The push's moment is its snapshot's, as history shows it.
-	s.state.LastSync = s.state.Known[id].Time
+	s.state.RecordSync(id, s.state.Known[id].Time)
 	if err := s.save(); err != nil {
 		return Result{}, err
 	}

@@ -87,7 +87,7 @@ func (s *session) findConfigKey(ctx context.Context, keys []string, config []byt
 // other one wrote first: that repository is used (its key is chosen by
 // chooseKey, and this computer's stray key stays unused).
 func (s *session) initRepository(ctx context.Context, rc *restic.Client) error {
-	err := s.withUnlock(ctx, func() error { return rc.Init(ctx) })
+	err := s.withUnlock(ctx, rc, func() error { return rc.Init(ctx) })
 	if err != nil {
 		if _, cerr := s.server.ConfigFile(ctx, s.cfg.InstanceID); cerr != nil {
 			return err

@@ -32,11 +32,11 @@ func Restore(ctx context.Context, opt Options, snapshot string) (Result, error) 
 	if !ok {
 		return Result{}, fmt.Errorf("snapshot %q matches no snapshot or several; run \"instance-sync history\" for the ids", snapshot)
 	}
-	cur, err := s.walk()
+	cur, facts, err := s.walk()
 	if err != nil {
 		return Result{}, err
 	}
-	safety, err := s.safety(ctx, cur)
+	safety, err := s.safety(ctx, cur, facts)
 	if err != nil {
 		return Result{}, err
 	}

@@ -40,7 +40,6 @@ type session struct {
 	state     instance.State
 	lock      *instance.Lock
 	restic    *restic.Client // nil until needed
-	facts     scope.Facts    // of the last walk, for choosing restic's filter
 }
 
 // open loads an opted-in instance and takes its lock. It returns
@@ -142,6 +141,20 @@ func openHook(ctx context.Context, opt Options) (s *session, skipped *Result, er
 	return nil, skip, nil
 }
 
+// runHook opens the instance for a hook (openHook), runs flow on it and
+// closes it.
+func runHook(ctx context.Context, opt Options, flow func(*session) (Result, error)) (Result, error) {
+	s, skipped, err := openHook(ctx, opt)
+	if skipped != nil {
+		return *skipped, nil
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.close()
+	return flow(s)
+}
+
 func (s *session) close() {
 	s.unlockLeft()
 	s.lock.Release()
@@ -183,11 +196,10 @@ func (s *session) label() string {
 
 func (s *session) save() error { return s.paths.SaveState(&s.state) }
 
-// walk stats the scope and keeps what else it saw.
-func (s *session) walk() (scope.Manifest, error) {
-	m, facts, err := s.scope.WalkFacts(s.opt.PackFolder)
-	s.facts = facts
-	return m, err
+// walk stats the scope. facts are what else it saw, for backup to choose
+// restic's filter.
+func (s *session) walk() (m scope.Manifest, facts scope.Facts, err error) {
+	return s.scope.WalkFacts(s.opt.PackFolder)
 }
 
 // localChanged compares the scope now (cur, whose digest is digest) with
@@ -476,14 +488,14 @@ func (s *session) markUnlockPending(pending bool) {
 	_ = s.paths.SaveState(&st)
 }
 
-// withUnlock runs f; when restic says the repository is locked, it removes
-// stale locks once ("restic unlock" only removes locks that are stale) and
-// tries again.
-func (s *session) withUnlock(ctx context.Context, f func() error) error {
+// withUnlock runs f, a run of rc; when restic says the repository is
+// locked, it removes stale locks once ("restic unlock" only removes locks
+// that are stale) and tries again.
+func (s *session) withUnlock(ctx context.Context, rc *restic.Client, f func() error) error {
 	err := f()
 	if errors.Is(err, restic.ErrLocked) {
 		s.opt.UI.Warn("the cloud repository is locked; removing stale locks and trying once more")
-		if uerr := s.restic.Unlock(ctx); uerr != nil {
+		if uerr := rc.Unlock(ctx); uerr != nil {
 			return err
 		}
 		err = f()
@@ -499,10 +511,10 @@ func (s *session) withUnlock(ctx context.Context, f func() error) error {
 // backup writes the file lists and runs restic backup from the pack folder
 // with relative paths, so the snapshot restores into any folder. It records
 // the new snapshot's metadata in state (not saved) and returns restic's
-// summary of it. alongside, if not nil,
-// runs in a goroutine from the moment restic starts, and has finished when
-// backup returns.
-func (s *session) backup(ctx context.Context, kind string, bases []string, parent string, cur scope.Manifest, alongside func()) (restic.BackupSummary, error) {
+// summary of it. cur and facts are a walk of the scope. alongside, if not
+// nil, runs in a goroutine from the moment restic starts, and has finished
+// when backup returns.
+func (s *session) backup(ctx context.Context, kind string, bases []string, parent string, cur scope.Manifest, facts scope.Facts, alongside func()) (restic.BackupSummary, error) {
 	rc, err := s.resticClient(ctx)
 	if err != nil {
 		return restic.BackupSummary{}, err
@@ -510,7 +522,7 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	// restic gets the scope's folders and exclude patterns when its own
 	// filtering picks exactly the walked files (it walks folders faster than
 	// it takes a list of thousands of files); otherwise the exact file list.
-	targets, excludes, folders := s.scope.ResticFilter(cur, s.facts)
+	targets, excludes, folders := s.scope.ResticFilter(cur, facts)
 	if !folders {
 		targets, excludes = cur.Paths(), nil
 	}
@@ -556,7 +568,7 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 		}()
 		defer func() { <-done }()
 	}
-	err = s.withUnlock(ctx, func() error {
+	err = s.withUnlock(ctx, rc, func() error {
 		var err error
 		sum, err = rc.Backup(ctx, restic.BackupOptions{
 			FilesFrom: s.paths.FilesFrom(), ExcludeFile: s.paths.ExcludeFrom(), Host: s.opt.Hostname,
@@ -589,9 +601,10 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	return sum, err
 }
 
-// safety snapshots the local files before they are replaced. It returns
-// "" when there is nothing local to keep.
-func (s *session) safety(ctx context.Context, cur scope.Manifest) (string, error) {
+// safety snapshots the local files (cur and facts, a walk of the scope)
+// before they are replaced. It returns "" when there is nothing local to
+// keep.
+func (s *session) safety(ctx context.Context, cur scope.Manifest, facts scope.Facts) (string, error) {
 	if len(cur) == 0 {
 		return "", nil
 	}
@@ -606,7 +619,7 @@ func (s *session) safety(ctx context.Context, cur scope.Manifest) (string, error
 	if s.state.Last != "" {
 		bases = []string{s.state.Last}
 	}
-	sum, err := s.backup(ctx, history.KindSafety, bases, parentIn(listing, s.state.Last), cur, nil)
+	sum, err := s.backup(ctx, history.KindSafety, bases, parentIn(listing, s.state.Last), cur, facts, nil)
 	id := sum.SnapshotID
 	if err != nil {
 		return "", fmt.Errorf("safety snapshot before replacing local files: %w; nothing was replaced", err)
@@ -660,7 +673,7 @@ func (s *session) restore(ctx context.Context, id string, edited func(rel string
 	walked := make(chan error, 1)
 	go func() {
 		var err error
-		cur, err = s.walk()
+		cur, _, err = s.walk()
 		walked <- err
 	}()
 	items, err := s.snapshotItems(ctx, id)

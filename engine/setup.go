@@ -120,13 +120,8 @@ func Disable(opt Options) error {
 		return errors.New("no pack folder: pass --pack-folder")
 	}
 	p := instance.Paths{Pack: opt.PackFolder}
-	if _, err := os.Stat(p.Config()); errors.Is(err, fs.ErrNotExist) {
-		if _, err := os.Stat(p.Disabled()); err == nil {
-			return nil
-		}
-		return fmt.Errorf("%s: sync is not set up for this instance; nothing to disable", p.Config())
-	}
-	return os.Rename(p.Config(), p.Disabled())
+	return switchConfig(p.Config(), p.Disabled(),
+		fmt.Errorf("%s: sync is not set up for this instance; nothing to disable", p.Config()), nil)
 }
 
 // Enable resumes sync with the same instance id, so history continues in
@@ -136,18 +131,35 @@ func Enable(opt Options) error {
 		return errors.New("no pack folder: pass --pack-folder")
 	}
 	p := instance.Paths{Pack: opt.PackFolder}
-	if _, err := os.Stat(p.Disabled()); errors.Is(err, fs.ErrNotExist) {
-		if _, err := os.Stat(p.Config()); err == nil {
+	return switchConfig(p.Disabled(), p.Config(),
+		fmt.Errorf("%s: there is no paused sync to enable; run \"instance-sync setup\" to set it up", p.Disabled()),
+		func(data []byte) error {
+			if _, err := instance.ParseConfig(data); err != nil {
+				return &instance.FileError{Path: p.Disabled(), Problem: err.Error(), Fix: "delete it and run \"instance-sync setup\""}
+			}
+			return nil
+		})
+}
+
+// switchConfig renames from to to (sync.json and sync.json.disabled, one
+// way or the other), once check, when not nil, accepts from's content.
+// With from gone it is done already when to is there; else it returns
+// missing.
+func switchConfig(from, to string, missing error, check func(data []byte) error) error {
+	if _, err := os.Stat(from); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(to); err == nil {
 			return nil
 		}
-		return fmt.Errorf("%s: there is no paused sync to enable; run \"instance-sync setup\" to set it up", p.Disabled())
+		return missing
 	}
-	data, err := os.ReadFile(p.Disabled())
-	if err != nil {
-		return err
+	if check != nil {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			return err
+		}
+		if err := check(data); err != nil {
+			return err
+		}
 	}
-	if _, err := instance.ParseConfig(data); err != nil {
-		return &instance.FileError{Path: p.Disabled(), Problem: err.Error(), Fix: "delete it and run \"instance-sync setup\""}
-	}
-	return os.Rename(p.Disabled(), p.Config())
+	return os.Rename(from, to)
 }

@@ -494,16 +494,12 @@ func (s *session) finishJournal() error {
 	for _, m := range moved {
 		s.opt.UI.Warn(m)
 	}
-	after, err := s.walk()
+	after, _, err := s.walk()
 	if err != nil {
 		return err
 	}
-	s.state.Last = j.Snapshot
 	s.state.SetManifest(after)
-	s.state.Journal = nil
-	s.state.Restoring = ""
-	s.state.Skipped = nil
-	s.state.LastSync = time.Now().UTC()
+	s.state.RecordSync(j.Snapshot, time.Now().UTC())
 	if err := s.save(); err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func Status(ctx context.Context, opt Options) (StatusReport, error) {
 	r.OptedIn = true
 	r.InstanceID, r.URL, r.User, r.Label = s.cfg.InstanceID, s.cfg.URL, s.cfg.User, s.label()
 	r.LastSnapshot, r.LastSync, r.Restoring = s.state.Last, s.state.LastSync, s.state.Restoring
-	cur, err := s.walk()
+	cur, _, err := s.walk()
 	if err != nil {
 		return r, err
 	}

@@ -452,3 +452,43 @@ func TestOldManifestStillLoads(t *testing.T) {
 		t.Fatalf("LoadManifest of a mismatched manifest.json = %v", err)
 	}
 }
+
+// TestRecordSync: a recorded sync is the base of the next push, settles
+// the skipped heads, ends a restore in progress, and leaves what belongs
+// to others alone (a push pending, the snapshots known, the manifest set
+// before it), through a save and a load.
+func TestRecordSync(t *testing.T) {
+	p := Paths{Pack: t.TempDir()}
+	os.MkdirAll(p.Dir(), 0o700)
+	old, next := strings.Repeat("aa", 32), strings.Repeat("bb", 32)
+	at := time.Unix(300, 0).UTC()
+	s := State{
+		Last:        old,
+		Skipped:     []string{strings.Repeat("cc", 32)},
+		Known:       map[string]history.Snapshot{next: {ID: next, Kind: "push"}},
+		Restoring:   next,
+		Journal:     &Journal{Snapshot: next, Moves: []string{"options.txt"}},
+		PendingPush: "attempt1",
+		LastSync:    time.Unix(100, 0).UTC(),
+	}
+	m := scope.Manifest{"options.txt": {Size: 1, MTime: 2, Mode: 0o644}}
+	s.SetManifest(m)
+	s.RecordSync(next, at)
+	if err := p.SaveState(&s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.LoadState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Last != next || !got.LastSync.Equal(at) || got.Skipped != nil || got.Restoring != "" || got.Journal != nil {
+		t.Errorf("after RecordSync: last %q, last sync %v, skipped %v, restoring %q, journal %+v; want %q, %v and nothing pending",
+			got.Last, got.LastSync, got.Skipped, got.Restoring, got.Journal, next, at)
+	}
+	if got.PendingPush != "attempt1" || len(got.Known) != 1 {
+		t.Errorf("RecordSync changed what it does not own: pending push %q, known %v", got.PendingPush, got.Known)
+	}
+	if err := got.LoadManifest(); err != nil || !reflect.DeepEqual(got.Manifest, m) {
+		t.Errorf("manifest after RecordSync = %v, %v; want %v", got.Manifest, err, m)
+	}
+}

@@ -193,6 +193,19 @@ func (s *State) SetStagedManifest(sm *StagedManifest, digest string) {
 	s.staged = sm
 }
 
+// RecordSync records that the local files were synced with snapshot id at
+// time at (not saved): it becomes the base of the next push, the heads the
+// player skipped are settled (the push named them as bases, or the restore
+// replaced them), and a restore in progress is done. The manifest of the
+// files synced is set first (SetManifest, SetManifestDigest, SetFiles or
+// SetStagedManifest); a sync that leaves the last one (an incomplete push)
+// leaves the files counting as changed.
+func (s *State) RecordSync(id string, at time.Time) {
+	s.Last, s.LastSync = id, at
+	s.Skipped = nil
+	s.Journal, s.Restoring = nil, ""
+}
+
 // LoadManifest decodes the stored manifest, once. A manifest.json that does
 // not match state.json's digest (a sync interrupted between writing the
 // two) is an error: callers then treat every file as changed, which never
