@@ -93,6 +93,7 @@ const (
 	ActionNotRestored Action = "not-restored" // the restore failed and changed nothing
 	ActionKeptLocal   Action = "kept-local"
 	ActionUsedCloud   Action = "used-cloud"
+	ActionMerged      Action = "merged" // the cloud's changed worlds and files came in, this computer's stayed
 	ActionPushed      Action = "pushed"
 	ActionRestored    Action = "restored"
 	ActionAuthFailed  Action = "auth-failed" // a hook went on without sync: the server refused the token

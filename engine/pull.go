@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,7 +65,7 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 	}
 	in := history.Input{
 		Last:      s.state.Last,
-		Skipped:   s.state.Skipped,
+		Skipped:   append(slices.Clone(s.state.Skipped), s.state.Merged...),
 		Restoring: s.state.Restoring,
 		Graph:     g,
 	}
@@ -76,7 +77,7 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 	var cur scope.Manifest
 	var facts scope.Facts
 	walked := false
-	if plan := history.Decide(in); plan.Action != history.Nothing || !s.state.Synced() || s.scopeLooksEmpty() {
+	if plan := history.Decide(in); plan.Action != history.Nothing || !s.state.Synced() || len(s.state.Merged) > 0 || s.scopeLooksEmpty() {
 		if cur, facts, err = s.walk(); err != nil {
 			return Result{}, fmt.Errorf("reading the instance: %w", err)
 		}
@@ -97,6 +98,13 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 		// descends from it supersedes it (the restore compares every file).
 		if heads := g.Heads(); len(heads) > 0 && heads[0].ID != plan.Target && g.Descends(heads[0].ID, plan.Target) {
 			plan.Target = heads[0].ID
+		}
+	}
+	if plan.Action == history.Conflict {
+		// Only units changed on both sides need the player: a merge
+		// settles the rest (DESIGN.md "Per-world merge").
+		if r, ok, err := s.merge(ctx, plan, cur, facts, g); ok || err != nil {
+			return r, err
 		}
 	}
 	u.Event(ui.DecisionEvent{Action: plan.Action.String(), Target: plan.Target, Reason: plan.Reason})
@@ -196,6 +204,11 @@ func (s *session) resolve(ctx context.Context, plan history.Plan, cur scope.Mani
 			return Result{}, err
 		}
 	}
+	return s.resolved(ctx, plan, cur, facts, choice)
+}
+
+// resolved carries out the player's choice for the whole instance.
+func (s *session) resolved(ctx context.Context, plan history.Plan, cur scope.Manifest, facts scope.Facts, choice ui.Choice) (Result, error) {
 	switch choice {
 	case ui.ChoiceLocal:
 		for _, h := range plan.Heads {

@@ -40,7 +40,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("reading the instance: %w", err)
 	}
 	digest := cur.Digest()
-	if !s.localChanged(cur, digest) && len(s.state.Skipped) == 0 {
+	if !s.localChanged(cur, digest) && len(s.state.Skipped) == 0 && len(s.state.Merged) == 0 {
 		return s.done(Result{Action: ActionNothing, Snapshot: s.state.Last, Message: "nothing to push"})
 	}
 	if len(cur) == 0 {
@@ -96,6 +96,10 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	}
 	for _, sk := range s.state.Skipped {
 		bases = appendUnique(bases, sk)
+	}
+	// The heads a pull merged: the push carries their changes too.
+	for _, m := range s.state.Merged {
+		bases = appendUnique(bases, m)
 	}
 	// The manifest is encoded and written while restic runs (restic
 	// leaves a core idle for most of a push); afterwards recording the

@@ -265,7 +265,7 @@ func (s *session) graph(ctx context.Context, l remote.Listing) (history.Graph, e
 	// this computer's records follow them to their new ids.
 	g = g.Resolved()
 	moved := false
-	for _, id := range append([]*string{&s.state.Last}, pointers(s.state.Skipped)...) {
+	for _, id := range append(append([]*string{&s.state.Last}, pointers(s.state.Skipped)...), pointers(s.state.Merged)...) {
 		if now := g.Canonical(*id); now != *id {
 			*id, moved = now, true
 		}
@@ -294,6 +294,7 @@ func (s *session) adoptPending(g history.Graph) {
 		if sn.Kind == history.KindPush && sn.Attempt == s.state.PendingPush {
 			s.state.Last = id
 			s.state.Skipped = nil
+			s.state.Merged = nil
 			s.state.PendingPush = ""
 			return
 		}
@@ -715,7 +716,7 @@ func (s *session) restore(ctx context.Context, id string, edited func(rel string
 // sync and the scope, when the state is one a no-op push may trust (synced, nothing
 // skipped, pending or half-restored). ok is false otherwise.
 func watchBase(st *instance.State, sc scope.Scope) (b watch.Base, ok bool) {
-	if st.Last == "" || st.ManifestDigest == "" || st.Restoring != "" || st.PendingPush != "" || len(st.Skipped) > 0 {
+	if st.Last == "" || st.ManifestDigest == "" || st.Restoring != "" || st.PendingPush != "" || len(st.Skipped) > 0 || len(st.Merged) > 0 {
 		return watch.Base{}, false
 	}
 	return watch.Base{Last: st.Last, Digest: st.ManifestDigest, Scope: sc.Fingerprint()}, true

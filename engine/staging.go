@@ -494,12 +494,19 @@ func (s *session) finishJournal() error {
 	for _, m := range moved {
 		s.opt.UI.Warn(m)
 	}
-	after, _, err := s.walk()
-	if err != nil {
-		return err
+	if j.Merge {
+		// Some units of a head merged in: the last sync and its manifest
+		// stay (what changed here since is still to push), and the next
+		// push names the head as a base.
+		s.state.RecordMerge(j.Snapshot)
+	} else {
+		after, _, err := s.walk()
+		if err != nil {
+			return err
+		}
+		s.state.SetManifest(after)
+		s.state.RecordSync(j.Snapshot, time.Now().UTC())
 	}
-	s.state.SetManifest(after)
-	s.state.RecordSync(j.Snapshot, time.Now().UTC())
 	if err := s.save(); err != nil {
 		return err
 	}

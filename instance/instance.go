@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"git.timemachine.center/timemachine/instance-sync/history"
 	"git.timemachine.center/timemachine/instance-sync/internal/atomicfile"
 	"git.timemachine.center/timemachine/instance-sync/scope"
 )
@@ -149,6 +150,18 @@ func (p Paths) SaveConfig(c Config) error {
 	return atomicfile.Write(p.Config(), append(data, '\n'), 0o644)
 }
 
+// MergeRules is scope.json's "merge" object as the merge reads it.
+func MergeRules(m map[string]string) history.Rules {
+	if len(m) == 0 {
+		return nil
+	}
+	r := history.Rules{}
+	for e, rule := range m {
+		r[e] = history.Rule(rule)
+	}
+	return r
+}
+
 // LoadScope reads scope.json (if any) and packwiz.json and returns the
 // effective scope.
 func (p Paths) LoadScope() (scope.Scope, error) {
@@ -163,6 +176,10 @@ func (p Paths) LoadScope() (scope.Scope, error) {
 		if err != nil {
 			return scope.Scope{}, &FileError{Path: p.Scope(), Problem: err.Error(),
 				Fix: `fix it (format: {"include":["config/"],"exclude":["saves/Test/"]}) or delete it to use the defaults`}
+		}
+		if err := MergeRules(o.Merge).Check(); err != nil {
+			return scope.Scope{}, &FileError{Path: p.Scope(), Problem: err.Error(),
+				Fix: `fix it (format: "merge": {"config/": "folder"}) or take the entry out to use the default rule`}
 		}
 	}
 	s := scope.New(o)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/history"
@@ -27,6 +28,10 @@ type State struct {
 	// Skipped are heads the player chose not to play (keep local); the next
 	// push names them as bases so they stop being heads.
 	Skipped []string `json:"skipped_heads,omitempty"`
+	// Merged are heads whose changes a pull merged into the local files
+	// (per world, DESIGN.md "Per-world merge"); the next push names them
+	// as bases too, so the fork closes.
+	Merged []string `json:"merged_heads,omitempty"`
 	// Known caches the metadata of every snapshot seen, so each is
 	// decrypted once.
 	Known map[string]history.Snapshot `json:"known,omitempty"`
@@ -88,6 +93,10 @@ type Journal struct {
 	Deletes  []string `json:"deletes,omitempty"`
 	// Failed counts the runs that could not finish the move.
 	Failed int `json:"failed,omitempty"`
+	// Merge: the files are some units of Snapshot merged into the local
+	// files, not the whole snapshot; finishing records Snapshot as merged
+	// and keeps the last sync and its manifest.
+	Merge bool `json:"merge,omitempty"`
 }
 
 // Home is where an instance folder lives: the pack folder's absolute path
@@ -202,7 +211,18 @@ func (s *State) SetStagedManifest(sm *StagedManifest, digest string) {
 // leaves the files counting as changed.
 func (s *State) RecordSync(id string, at time.Time) {
 	s.Last, s.LastSync = id, at
-	s.Skipped = nil
+	s.Skipped, s.Merged = nil, nil
+	s.Journal, s.Restoring = nil, ""
+}
+
+// RecordMerge records that a pull merged some units of head id into the
+// local files: the last sync and its manifest stay (what changed here is
+// still to push), the next push names id as a base too, and the merge's
+// restore is done.
+func (s *State) RecordMerge(id string) {
+	if !slices.Contains(s.Merged, id) {
+		s.Merged = append(s.Merged, id)
+	}
 	s.Journal, s.Restoring = nil, ""
 }
 

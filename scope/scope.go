@@ -45,6 +45,9 @@ var packwizOwn = []string{
 type Overrides struct {
 	Include []string `json:"include"`
 	Exclude []string `json:"exclude"`
+	// Merge overrides the merge rule of an entry (DESIGN.md "Per-world
+	// merge"): entry → "worlds", "folder", "additive" or "newest".
+	Merge map[string]string `json:"merge,omitempty"`
 }
 
 // ParseOverrides parses scope.json. Unknown fields are refused so that a
@@ -94,6 +97,8 @@ type Scope struct {
 	// Packwiz lists files packwiz owns (exact relative paths); they are
 	// excluded so a sync never reverts a pack update.
 	Packwiz []string
+	// Merge is scope.json's merge rule overrides (entry → rule name).
+	Merge map[string]string
 }
 
 // New applies overrides to the defaults.
@@ -101,6 +106,7 @@ func New(o Overrides) Scope {
 	return Scope{
 		Include: apply(defaultInclude, o.Include, nil),
 		Exclude: apply(defaultExclude, o.Exclude, alwaysExcluded),
+		Merge:   o.Merge,
 	}
 }
 

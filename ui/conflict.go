@@ -17,6 +17,9 @@ func DescribeConflict(c Conflict) []string {
 		}
 		lines = append(lines, name+": "+side(h, "pushed"))
 	}
+	if c.Merges {
+		lines = append(lines, "only these worlds changed on both sides; everything else merges either way")
+	}
 	lines = append(lines, "nothing is lost either way: choosing the cloud first saves this computer's files as a safety snapshot")
 	return lines
 }

@@ -166,6 +166,12 @@ func ConflictText(c Conflict) string {
 		b.WriteString("• " + l + "\n")
 	}
 	b.WriteString("\nNothing is lost either way:\n")
+	if c.Merges {
+		b.WriteString("Use cloud: plays the cloud's version of these worlds; this computer's files are kept first as a safety snapshot.\n")
+		b.WriteString("Keep local: plays this computer's version of these worlds; the cloud's stays in history.\n")
+		b.WriteString("Cancel launch: changes nothing.")
+		return b.String()
+	}
 	b.WriteString("Use cloud: plays the cloud version")
 	if len(c.Cloud) > 1 {
 		b.WriteString(" (the newest one)")

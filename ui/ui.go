@@ -55,6 +55,9 @@ type Conflict struct {
 	Instance string // label of the instance
 	Local    Side
 	Cloud    []Side // one per head, newest first
+	// Merges: the sides are only the worlds changed on both; everything
+	// else merges whatever the choice.
+	Merges bool
 }
 
 // ErrBadCredentials is what Login.Check wraps when the server refused the
