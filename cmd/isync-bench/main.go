@@ -41,6 +41,7 @@ func run() int {
 	out := flag.String("out", "", "write the report (markdown) to this file, e.g. BENCHMARKS.md")
 	keep := flag.Bool("keep", false, "keep the generated data (printed at the end)")
 	verbose := flag.Bool("v", false, "print every timed command")
+	trace := flag.Bool("trace", false, "with -v: also print every request the server got during each command, by client (restic or instance-sync) and time")
 	rtts := flag.String("rtt", "0", "round trips to measure at, comma-separated (e.g. 0,40ms): a delay proxy between the clients and the server adds half of each in each direction")
 	rate := flag.Int64("rate", 0, "with -rtt: cap each direction of each connection at this many bytes a second (0 = no cap)")
 	serve := flag.Bool("serve", false, "only start the rest-server and an account (for profiling by hand); stop with Ctrl-C")
@@ -90,6 +91,9 @@ func run() int {
 		return 1
 	}
 	b.keep = *keep
+	if *trace {
+		b.traceRequests()
+	}
 	if *serve {
 		fmt.Printf("rest-server on %s, account %s:%s (token file %s), data in %s\n", b.url, b.user, b.password, b.tokenFile, b.tmp)
 		sig := make(chan os.Signal, 1)
@@ -184,7 +188,7 @@ func setup(runs int, verbose bool) (*bench, func(), error) {
 	if err != nil {
 		return fail(err)
 	}
-	b := &bench{tmp: tmp, bin: bin, restic: resticBin, url: srv.URL, serverURL: srv.URL, user: user, password: password,
+	b := &bench{srv: srv, tmp: tmp, bin: bin, restic: resticBin, url: srv.URL, serverURL: srv.URL, user: user, password: password,
 		tokenFile: filepath.Join(tmp, "token"), runs: runs, verbose: verbose}
 	if err := os.WriteFile(b.tokenFile, []byte(user+":"+password+"\n"), 0o600); err != nil {
 		srv.Close()

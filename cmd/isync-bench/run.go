@@ -4,17 +4,21 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
 	"git.timemachine.center/timemachine/instance-sync/watch"
 )
 
 // bench holds what every measurement needs.
 type bench struct {
+	srv       *testserver.Server
 	tmp       string
 	bin       string // the built instance-sync binary
 	restic    string
@@ -28,6 +32,26 @@ type bench struct {
 	runs      int
 	verbose   bool
 	keep      bool // keep the generated instances
+
+	traceMu sync.Mutex
+	traced  []string // requests since the last command started, with -trace
+	tracing bool
+	since   time.Time
+}
+
+// traceRequests records every request the server gets.
+func (b *bench) traceRequests() {
+	b.tracing = true
+	b.srv.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		who := "instance-sync"
+		if strings.HasPrefix(r.UserAgent(), "restic") {
+			who = "restic"
+		}
+		b.traceMu.Lock()
+		b.traced = append(b.traced, fmt.Sprintf("%7.1f ms  %-13s %s %s", ms(time.Since(b.since)), who, r.Method, r.URL.Path))
+		b.traceMu.Unlock()
+		return false
+	})
 }
 
 // command runs one program to completion and returns its wall time, from
@@ -39,11 +63,20 @@ func (b *bench) command(dir string, extraEnv []string, name string, args ...stri
 	var out, errb bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &errb
+	b.traceMu.Lock()
+	b.traced = nil
+	b.since = time.Now()
+	b.traceMu.Unlock()
 	start := time.Now()
 	err := cmd.Run()
 	d := time.Since(start)
 	if b.verbose {
 		fmt.Fprintf(os.Stderr, "  %6.0f ms  %s %s\n", ms(d), filepath.Base(name), strings.Join(args, " "))
+		b.traceMu.Lock()
+		if b.tracing {
+			fmt.Fprintf(os.Stderr, "%s", strings.Join(append(b.traced, ""), "\n"))
+		}
+		b.traceMu.Unlock()
 	}
 	if err != nil {
 		return d, out.Bytes(), fmt.Errorf("%s %s: %v: %s%s", filepath.Base(name), strings.Join(args, " "), err, lastLines(errb.String()), lastLines(out.String()))
