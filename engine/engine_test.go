@@ -98,7 +98,7 @@ func TestLocalChanged(t *testing.T) {
 		{"manifest, other files", inline(m), other, true},
 	} {
 		s := &session{state: tt.state}
-		if got := s.localChanged(tt.cur, tt.cur.Digest()); got != tt.want {
+		if got := s.localChanged(len(tt.cur), tt.cur.Digest()); got != tt.want {
 			t.Errorf("%s: localChanged = %v, want %v", tt.name, got, tt.want)
 		}
 	}

@@ -82,7 +82,7 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("reading the instance: %w", err)
 		}
 		walked = true
-		in.LocalChanged = s.localChanged(cur, cur.Digest())
+		in.LocalChanged = s.localChanged(len(cur), cur.Digest())
 	}
 	plan := history.Decide(in)
 	if heads := g.Heads(); walked && len(cur) == 0 && s.state.Synced() && len(heads) > 0 && plan.Action != history.FastForward && plan.Action != history.Resume {

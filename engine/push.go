@@ -35,15 +35,15 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		// last sync: the walk below would find the same.
 		return s.done(Result{Action: ActionNothing, Snapshot: s.state.Last, Message: "nothing to push (no change since the pull)"})
 	}
-	cur, facts, err := s.walk()
+	cur, facts, err := s.walkFiles()
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the instance: %w", err)
 	}
 	digest := cur.Digest()
-	if !s.localChanged(cur, digest) && len(s.state.Skipped) == 0 && len(s.state.Merged) == 0 {
+	if !s.localChanged(cur.Len(), digest) && len(s.state.Skipped) == 0 && len(s.state.Merged) == 0 {
 		return s.done(Result{Action: ActionNothing, Snapshot: s.state.Last, Message: "nothing to push"})
 	}
-	if len(cur) == 0 {
+	if cur.Len() == 0 {
 		// restic cannot record an empty backup; deleting everything is far
 		// more likely a mistake than a wish to sync an empty instance.
 		u.Warn("nothing in the sync scope; not pushing an empty instance (the cloud keeps the last version)")
@@ -106,7 +106,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	// sync is a rename.
 	staged := make(chan *instance.StagedManifest, 1)
 	stage := func() {
-		sm, err := s.paths.StageManifest(cur)
+		sm, err := s.paths.StageFiles(cur)
 		if err != nil {
 			sm = nil // SaveState encodes and writes it then
 		}
@@ -126,7 +126,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	}
 	// What changed here since the last sync, for the message: read before
 	// the new manifest replaces the old one.
-	changes, known := s.changesSinceSync(cur)
+	changes := s.changesSinceSync(cur)
 	switch {
 	case partial:
 		sm.Discard()
@@ -135,7 +135,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		// during the backup shows as changed next time and is pushed again.
 		s.state.SetStagedManifest(sm, digest)
 	default:
-		s.state.SetManifestDigest(cur, digest)
+		s.state.SetFiles(cur, digest)
 	}
 	// The push's moment is its snapshot's, as history shows it.
 	s.state.RecordSync(id, s.state.Known[id].Time)
@@ -145,22 +145,42 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if partial {
 		return Result{}, fmt.Errorf("%w; snapshot %s is incomplete and the next push tries again", err, short(id))
 	}
-	return s.done(Result{Action: ActionPushed, Snapshot: id, Message: pushedMessage(sum, changes, known)})
+	return s.done(Result{Action: ActionPushed, Snapshot: id, Message: pushedMessage(sum, changes)})
 }
 
-// changesSinceSync compares the walk with the manifest of the last sync:
-// what this computer changed, in its own scope (the snapshot it last
-// synced with may come from a computer that syncs more). known is false
-// when there is no manifest to compare with.
-func (s *session) changesSinceSync(cur scope.Manifest) (ch scope.Changes, known bool) {
+// changeCounts counts what differs between the walk and the last
+// sync's manifest: what this computer changed, in its own scope (the
+// snapshot it last synced with may come from a computer that syncs more).
+// The manifest is read a file at a time. known is false when there is no
+// manifest to compare with.
+type changeCounts struct {
+	changed, deleted int
+	known            bool
+}
+
+func (s *session) changesSinceSync(cur *scope.Files) changeCounts {
 	if !s.state.Synced() {
-		return scope.Diff(nil, cur), true
+		return changeCounts{changed: cur.Len(), known: true}
 	}
-	last := s.lastManifest()
-	if last == nil {
-		return scope.Changes{}, false
+	var c changeCounts
+	both := 0 // files in the manifest and in the walk
+	err := s.state.ScanManifest(func(p string, e scope.Entry) {
+		now, ok := cur.Get(p)
+		if !ok {
+			c.deleted++
+			return
+		}
+		both++
+		if now != e {
+			c.changed++
+		}
+	})
+	if err != nil {
+		return changeCounts{}
 	}
-	return scope.Diff(last, cur), true
+	c.changed += cur.Len() - both // added
+	c.known = true
+	return c
 }
 
 // pushedMessage says what a push changed and uploaded, and what the
@@ -169,9 +189,9 @@ func (s *session) changesSinceSync(cur scope.Manifest) (ch scope.Changes, known 
 // modified) and deleted files are this computer's since its last sync;
 // without a manifest to compare with, restic's count of new and changed
 // files against the parent.
-func pushedMessage(sum restic.BackupSummary, ch scope.Changes, known bool) string {
-	changed, deleted := len(ch.Added)+len(ch.Modified), len(ch.Removed)
-	if !known {
+func pushedMessage(sum restic.BackupSummary, ch changeCounts) string {
+	changed, deleted := ch.changed, ch.deleted
+	if !ch.known {
 		changed, deleted = int(sum.FilesNew+sum.FilesChg), 0
 	}
 	var what string

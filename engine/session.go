@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"os"
 	"path/filepath"
@@ -202,11 +204,17 @@ func (s *session) walk() (m scope.Manifest, facts scope.Facts, err error) {
 	return s.scope.WalkFacts(s.opt.PackFolder)
 }
 
-// localChanged compares the scope now (cur, whose digest is digest) with
-// the last synced manifest.
-func (s *session) localChanged(cur scope.Manifest, digest string) bool {
+// walkFiles is walk keeping the files as scope.Files, a third of a
+// Manifest's memory: a push never needs the map.
+func (s *session) walkFiles() (*scope.Files, scope.Facts, error) {
+	return s.scope.WalkFiles(s.opt.PackFolder, nil)
+}
+
+// localChanged compares the scope now (files files, whose digest is
+// digest) with the last synced manifest.
+func (s *session) localChanged(files int, digest string) bool {
 	if !s.state.Synced() {
-		return len(cur) > 0
+		return files > 0
 	}
 	if s.state.ManifestDigest != "" {
 		return digest != s.state.ManifestDigest
@@ -214,7 +222,8 @@ func (s *session) localChanged(cur scope.Manifest, digest string) bool {
 	if err := s.state.LoadManifest(); err != nil {
 		return true // unreadable: treat as changed, which never overwrites
 	}
-	return !scope.Diff(s.state.Manifest, cur).Empty()
+	// Equal digests are equal manifests.
+	return s.state.Manifest.Digest() != digest
 }
 
 // lastManifest is the manifest of the last sync, decoded; nil if none.
@@ -515,7 +524,7 @@ func (s *session) withUnlock(ctx context.Context, rc *restic.Client, f func() er
 // summary of it. cur and facts are a walk of the scope. alongside, if not
 // nil, runs in a goroutine from the moment restic starts, and has finished
 // when backup returns.
-func (s *session) backup(ctx context.Context, kind string, bases []string, parent string, cur scope.Manifest, facts scope.Facts, alongside func()) (restic.BackupSummary, error) {
+func (s *session) backup(ctx context.Context, kind string, bases []string, parent string, cur *scope.Files, facts scope.Facts, alongside func()) (restic.BackupSummary, error) {
 	rc, err := s.resticClient(ctx)
 	if err != nil {
 		return restic.BackupSummary{}, err
@@ -523,20 +532,26 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	// restic gets the scope's folders and exclude patterns when its own
 	// filtering picks exactly the walked files (it walks folders faster than
 	// it takes a list of thousands of files); otherwise the exact file list.
-	targets, excludes, folders := s.scope.ResticFilter(cur, facts)
+	targets, excludes, folders := s.scope.ResticFilterPaths(cur.Paths(), facts)
 	if !folders {
-		targets, excludes = cur.Paths(), nil
+		targets, excludes = nil, nil
 	}
 	// NUL-separated (--files-from-raw): a name may hold a newline, a
-	// carriage return or bytes that are not UTF-8, never a NUL.
-	var list strings.Builder
-	for _, p := range targets {
-		list.WriteString(filepath.FromSlash(p))
-		list.WriteByte(0)
-	}
-	// restic's inputs are written again before every backup and read only
-	// by it: no fsync (a crash can only lose a file the next push rewrites).
-	if err := os.WriteFile(s.paths.FilesFrom(), []byte(list.String()), 0o600); err != nil {
+	// carriage return or bytes that are not UTF-8, never a NUL. restic's
+	// inputs are written again before every backup and read only by it:
+	// no fsync (a crash can only lose a file the next push rewrites).
+	err = writeFileList(s.paths.FilesFrom(), func(yield func(string) bool) {
+		if folders {
+			for _, p := range targets {
+				if !yield(p) {
+					return
+				}
+			}
+			return
+		}
+		cur.Paths()(yield)
+	})
+	if err != nil {
 		return restic.BackupSummary{}, err
 	}
 	if err := os.WriteFile(s.paths.ExcludeFrom(), []byte(strings.Join(excludes, "\n")+"\n"), 0o600); err != nil {
@@ -573,7 +588,7 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 		var err error
 		sum, err = rc.Backup(ctx, restic.BackupOptions{
 			FilesFrom: s.paths.FilesFrom(), ExcludeFile: s.paths.ExcludeFrom(), Host: s.opt.Hostname,
-			Tags: tags, Parent: parent, Files: len(cur),
+			Tags: tags, Parent: parent, Files: cur.Len(),
 		}, func(st restic.Status) { u.ProgressUpdate(progressOf("push", st)) })
 		return err
 	})
@@ -620,7 +635,7 @@ func (s *session) safety(ctx context.Context, cur scope.Manifest, facts scope.Fa
 	if s.state.Last != "" {
 		bases = []string{s.state.Last}
 	}
-	sum, err := s.backup(ctx, history.KindSafety, bases, parentIn(listing, s.state.Last), cur, facts, nil)
+	sum, err := s.backup(ctx, history.KindSafety, bases, parentIn(listing, s.state.Last), scope.FilesOf(cur), facts, nil)
 	id := sum.SnapshotID
 	if err != nil {
 		return "", fmt.Errorf("safety snapshot before replacing local files: %w; nothing was replaced", err)
@@ -789,4 +804,24 @@ func appendUnique(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+// writeFileList writes paths, NUL-separated and in the OS's form, to
+// name, through a buffer: the list of a 250,000-file instance is never
+// held whole.
+func writeFileList(name string, paths iter.Seq[string]) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	for p := range paths {
+		w.WriteString(filepath.FromSlash(p))
+		w.WriteByte(0)
+	}
+	err = w.Flush()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"io/fs"
 	"os"
 	"path"
@@ -347,6 +349,11 @@ func matchName(p, name string) bool {
 // lies in the scope, nothing in scope is a symlink or device, and no file
 // kept is named like a folder-only pattern (restic would drop it).
 func (s Scope) ResticFilter(m Manifest, f Facts) (targets, excludes []string, ok bool) {
+	return s.ResticFilterPaths(maps.Keys(m), f)
+}
+
+// ResticFilterPaths is ResticFilter for the files' paths.
+func (s Scope) ResticFilterPaths(paths iter.Seq[string], f Facts) (targets, excludes []string, ok bool) {
 	if f.Irregular > 0 {
 		return nil, nil, false
 	}
@@ -393,7 +400,7 @@ func (s Scope) ResticFilter(m Manifest, f Facts) (targets, excludes []string, ok
 		byTop[top] = append(byTop[top], include{name: dir, prefix: dir + "/", isDir: isDir})
 	}
 	used := map[string]bool{}
-	for p := range m {
+	for p := range paths {
 		base := p[strings.LastIndexByte(p, '/')+1:]
 		if exactDirOnly[base] {
 			return nil, nil, false

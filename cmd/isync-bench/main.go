@@ -37,6 +37,7 @@ func main() {
 
 func run() int {
 	size := flag.String("size", "small", "instance size: small (~500 files, ~30 MB), large (~10,000 files, ~1 GB), both, scale (~100,000 files: large plus map-mod tiles), huge (~250,000 files), or issue: every figure of the performance targets (large at every -rtt; scale and huge on loopback, only the figures that depend on the file count)")
+	light := flag.Bool("light", false, "take only the figures that grow with the file count (peak memory of the pushes, the no-op push against a bare stat, manifest.json's size), on loopback")
 	runs := flag.Int("runs", 6, "measured runs per figure (the median is reported); an odd number is rounded up")
 	out := flag.String("out", "", "write the report (markdown) to this file, e.g. BENCHMARKS.md")
 	keep := flag.Bool("keep", false, "keep the generated data (printed at the end)")
@@ -50,9 +51,9 @@ func run() int {
 	var sizes []sizeRun
 	switch *size {
 	case "small", "large", "scale", "huge":
-		sizes = []sizeRun{{shape: shapes[*size]}}
+		sizes = []sizeRun{{shape: shapes[*size], light: *light}}
 	case "both":
-		sizes = []sizeRun{{shape: shapes["small"]}, {shape: shapes["large"]}}
+		sizes = []sizeRun{{shape: shapes["small"], light: *light}, {shape: shapes["large"], light: *light}}
 	case "issue":
 		sizes = []sizeRun{{shape: shapes["large"]}, {shape: shapes["scale"], light: true}, {shape: shapes["huge"], light: true}}
 	default:
