@@ -138,7 +138,10 @@ func TestUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"frobnicate"}, `unknown command "frobnicate"; run "instance-sync help"`},
-		{[]string{"pull", "--prefer=both"}, `--prefer must be local or cloud, not "both"`},
+		{[]string{"pull", "--prefer=both"}, `--prefer must be local, cloud, local:NAME or cloud:NAME (a world), not "both"`},
+		{[]string{"pull", "--prefer=cloud:"}, `--prefer must be local, cloud, local:NAME or cloud:NAME (a world), not "cloud:"`},
+		{[]string{"pull", "--prefer=cloud", "--prefer=local"}, `--prefer=cloud and --prefer=local contradict each other; name a world for one of them (--prefer=local:NAME)`},
+		{[]string{"pull", "--prefer=local:World", "--snapshot=abc"}, "--snapshot goes with --prefer=cloud"},
 		{[]string{"pull", "--offline=maybe"}, `--offline must be warn or fail, not "maybe"`},
 		{[]string{"push", "extra"}, `push takes no arguments, got "extra"`},
 		{[]string{"status", "extra"}, `status takes no arguments, got "extra"`},

@@ -24,16 +24,49 @@ import (
 	"git.timemachine.center/timemachine/instance-sync/watch"
 )
 
+// preferFlag is --prefer: "local" or "cloud" for every world that
+// collides, "cloud:NAME" or "local:NAME" for one (repeatable).
+type preferFlag struct {
+	all    string
+	worlds map[string]string
+	err    error // the first bad value, reported as a usage error
+}
+
+func (p *preferFlag) String() string { return p.all }
+
+func (p *preferFlag) Set(v string) error {
+	side, world, one := strings.Cut(v, ":")
+	switch {
+	case side != "local" && side != "cloud", one && world == "":
+		if p.err == nil {
+			p.err = usagef("--prefer must be local, cloud, local:NAME or cloud:NAME (a world), not %q", v)
+		}
+	case !one && p.all != "" && p.all != side:
+		if p.err == nil {
+			p.err = usagef("--prefer=%s and --prefer=%s contradict each other; name a world for one of them (--prefer=%s:NAME)", p.all, side, side)
+		}
+	case !one:
+		p.all = side
+	default:
+		if p.worlds == nil {
+			p.worlds = map[string]string{}
+		}
+		p.worlds[world] = side
+	}
+	return nil
+}
+
 func cmdPull(ctx context.Context, env Env, args []string) error {
 	c := newCommand(env, "pull", "[-- CMD ARGS...]", withSession|withJSON|withGUI)
-	prefer := c.fs.String("prefer", "", "`local|cloud` resolve a conflict without asking")
+	var prefer preferFlag
+	c.fs.Var(&prefer, "prefer", "`local|cloud` resolve a conflict without asking; cloud:NAME or local:NAME for one world (repeatable)")
 	snapshot := c.fs.String("snapshot", "", "`ID` with --prefer=cloud: which cloud version (id or prefix) when there are several")
 	offline := offlineFlag(c, "when the server cannot be reached: warn (and let the game start) or fail")
 	o, err := c.setup(args, func() error {
-		if *prefer != "" && *prefer != "local" && *prefer != "cloud" {
-			return usagef("--prefer must be local or cloud, not %q", *prefer)
+		if prefer.err != nil {
+			return prefer.err
 		}
-		if *snapshot != "" && *prefer != "cloud" {
+		if *snapshot != "" && prefer.all != "cloud" {
 			return usagef("--snapshot goes with --prefer=cloud")
 		}
 		return offline.check()
@@ -41,7 +74,7 @@ func cmdPull(ctx context.Context, env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	o.Prefer, o.Snapshot, o.OfflineFail = *prefer, *snapshot, offline.fail()
+	o.Prefer, o.PreferWorlds, o.Snapshot, o.OfflineFail = prefer.all, prefer.worlds, *snapshot, offline.fail()
 	if rest := c.fs.Args(); len(rest) > 0 {
 		// pull -- CMD: CMD first (e.g. packwiz-installer-bootstrap), so pack
 		// updates land before the player's data is restored.

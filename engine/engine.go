@@ -31,6 +31,9 @@ type Options struct {
 
 	// Prefer resolves a conflict without asking: "local" or "cloud".
 	Prefer string
+	// PreferWorlds resolves a world's collision without asking (world
+	// name → "local" or "cloud"), before Prefer.
+	PreferWorlds map[string]string
 	// Snapshot picks the head to restore with Prefer "cloud" when there are
 	// several (an id or unique prefix).
 	Snapshot string
@@ -104,9 +107,15 @@ const (
 type ConflictError struct {
 	Reason string
 	Heads  []history.Snapshot
+	// PerWorld: the conflict is about the worlds in Reason alone (the
+	// rest merges), and each can be chosen on its own.
+	PerWorld bool
 }
 
 func (e *ConflictError) Error() string {
+	if e.PerWorld {
+		return fmt.Sprintf("conflict: %s; nothing was changed. Choose with \"instance-sync pull --prefer=cloud\" (safety snapshot of this computer's files, then the cloud's version of these worlds) or \"--prefer=local\" (keep this computer's), or per world with --prefer=cloud:NAME or --prefer=local:NAME; everything else merges either way", e.Reason)
+	}
 	return fmt.Sprintf("conflict: %s; nothing was changed. Choose with \"instance-sync pull --prefer=cloud\" (safety snapshot of this computer's files, then the cloud version) or \"--prefer=local\" (keep this computer's files)", e.Reason)
 }
 

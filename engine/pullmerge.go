@@ -55,22 +55,22 @@ func (s *session) merge(ctx context.Context, plan history.Plan, cur scope.Manife
 		r, err = s.runMerge(ctx, mc, cur, facts)
 		return r, true, err
 	}
-	choice, err := s.chooseCollisions(ctx, mc)
+	choices, err := s.chooseCollisions(ctx, mc)
 	if err != nil {
 		return Result{}, true, err
 	}
-	resolved := resolveCollisions(mc.plan, choice)
+	resolved := resolveCollisions(mc.plan, choices)
 	switch {
-	case choice == ui.ChoiceCloud && len(mc.heads) == 1 && !keepsLocal(resolved):
+	case len(mc.heads) == 1 && !keepsLocal(resolved):
 		// Nothing of this computer's stays: the cloud version whole, as
 		// a whole-instance choice would restore it.
-		r, err = s.resolved(ctx, plan, cur, facts, choice)
+		r, err = s.resolved(ctx, plan, cur, facts, ui.ChoiceCloud)
 		return r, true, err
-	case choice == ui.ChoiceLocal && !takesCloud(resolved):
+	case !takesCloud(resolved):
 		// Nothing of the cloud's comes in: the heads are superseded, as
 		// a whole-instance choice would record them (and their
 		// computers hear of it).
-		r, err = s.resolved(ctx, plan, cur, facts, choice)
+		r, err = s.resolved(ctx, plan, cur, facts, ui.ChoiceLocal)
 		return r, true, err
 	}
 	mc.plan = resolved
@@ -257,42 +257,64 @@ func ancestors(g history.Graph, ids []string) map[string]bool {
 	return out
 }
 
-// chooseCollisions asks about the worlds changed on both sides, and only
-// those: --prefer, else the player.
-func (s *session) chooseCollisions(ctx context.Context, mc *mergeCase) (ui.Choice, error) {
-	reason := collisionReason(mc.plan)
-	s.opt.UI.Event(ui.DecisionEvent{Action: history.Conflict.String(), Reason: reason})
-	switch s.opt.Prefer {
-	case "cloud":
-		return ui.ChoiceCloud, nil
-	case "local":
-		return ui.ChoiceLocal, nil
-	}
-	c := s.collisionConflict(mc)
-	s.opt.UI.Event(ui.ConflictEvent{Reason: reason, Heads: headIDs(mc.heads), Instance: c.Instance, Local: c.Local, Cloud: c.Cloud})
-	choice, err := s.opt.UI.Conflict(ctx, c)
-	if errors.Is(err, ui.ErrHeadless) {
-		for _, line := range ui.DescribeConflict(c) {
-			s.opt.UI.Info(line)
+// chooseCollisions decides the worlds changed on both sides, and only
+// those, each on its own: --prefer=cloud:NAME or local:NAME, else
+// --prefer, else the player, one world at a time. It returns the choice
+// per unit path.
+func (s *session) chooseCollisions(ctx context.Context, mc *mergeCase) (map[string]ui.Choice, error) {
+	s.opt.UI.Event(ui.DecisionEvent{Action: history.Conflict.String(), Reason: collisionReason(mc.plan.Collisions)})
+	choices := map[string]ui.Choice{}
+	var open []history.Collision
+	for _, c := range mc.plan.Collisions {
+		prefer := s.opt.PreferWorlds[c.Unit.Name()]
+		if prefer == "" {
+			prefer = s.opt.Prefer
 		}
-		return ui.ChoiceCancel, &ConflictError{Reason: reason, Heads: mc.heads}
+		switch prefer {
+		case "cloud":
+			choices[c.Unit.Path] = ui.ChoiceCloud
+		case "local":
+			choices[c.Unit.Path] = ui.ChoiceLocal
+		default:
+			open = append(open, c)
+		}
 	}
-	if err != nil && !errors.Is(err, ui.ErrCancelled) {
-		return ui.ChoiceCancel, err
+	if len(open) == 0 {
+		return choices, nil
 	}
-	if choice != ui.ChoiceCloud && choice != ui.ChoiceLocal {
-		return ui.ChoiceCancel, ErrCancelled
+	reason := collisionReason(open)
+	all := s.collisionConflict(mc, open)
+	s.opt.UI.Event(ui.ConflictEvent{Reason: reason, Heads: headIDs(mc.heads), Instance: all.Instance, Local: all.Local, Cloud: all.Cloud})
+	for _, c := range open {
+		one := all
+		if len(open) > 1 {
+			one = s.collisionConflict(mc, []history.Collision{c})
+		}
+		choice, err := s.opt.UI.Conflict(ctx, one)
+		if errors.Is(err, ui.ErrHeadless) {
+			for _, line := range ui.DescribeConflict(all) {
+				s.opt.UI.Info(line)
+			}
+			return nil, &ConflictError{Reason: reason, Heads: mc.heads, PerWorld: true}
+		}
+		if err != nil && !errors.Is(err, ui.ErrCancelled) {
+			return nil, err
+		}
+		if choice != ui.ChoiceCloud && choice != ui.ChoiceLocal {
+			return nil, ErrCancelled
+		}
+		choices[c.Unit.Path] = choice
 	}
-	return choice, nil
+	return choices, nil
 }
 
 // collisionReason names the colliding units and the sides that changed
 // them: "Skyblock changed on this computer and on laptop", or "the cloud
 // has several versions of Skyblock (...)" when this computer did not.
-func collisionReason(p history.MergePlan) string {
+func collisionReason(cols []history.Collision) string {
 	var names, sides []string
 	local := false
-	for _, c := range p.Collisions {
+	for _, c := range cols {
 		names = append(names, c.Unit.Name())
 		for _, v := range c.Versions {
 			local = local || v.Side.Local()
@@ -316,14 +338,14 @@ func joinAnd(s []string) string {
 }
 
 // collisionConflict is the conflict dialog's facts for the colliding
-// units only: per side, the files and bytes of its versions of them.
-func (s *session) collisionConflict(mc *mergeCase) ui.Conflict {
+// units cols only: per side, the files and bytes of its versions of them.
+func (s *session) collisionConflict(mc *mergeCase, cols []history.Collision) ui.Conflict {
 	c := ui.Conflict{Instance: s.label(), Local: ui.Side{Host: s.opt.Hostname, Label: s.label()}, Merges: true}
 	cloud := map[string]*ui.Side{}
 	for _, h := range mc.heads {
 		cloud[h.ID] = &ui.Side{SnapshotID: h.ID, Host: h.Host, Label: h.Label, Time: h.Time}
 	}
-	for _, col := range mc.plan.Collisions {
+	for _, col := range cols {
 		for _, v := range col.Versions {
 			side := &c.Local
 			if !v.Side.Local() {
@@ -349,19 +371,20 @@ func (s *session) collisionConflict(mc *mergeCase) ui.Conflict {
 	return c
 }
 
-// resolveCollisions turns the player's choice into picks: with cloud,
-// each colliding unit comes from the newest head that changed it; with
-// local, this computer's version stays.
-func resolveCollisions(p history.MergePlan, choice ui.Choice) history.MergePlan {
+// resolveCollisions turns the choices (per unit path) into picks: cloud
+// takes the unit from the newest head that changed it; local keeps this
+// computer's version.
+func resolveCollisions(p history.MergePlan, choices map[string]ui.Choice) history.MergePlan {
 	for _, c := range p.Collisions {
+		local := choices[c.Unit.Path] == ui.ChoiceLocal
 		v := c.Versions[0]
 		for _, w := range c.Versions {
-			if w.Side.Local() == (choice == ui.ChoiceLocal) {
+			if w.Side.Local() == local {
 				v = w
 				break
 			}
 		}
-		if choice == ui.ChoiceLocal && !v.Side.Local() {
+		if local && !v.Side.Local() {
 			// Two heads changed it and this computer did not: its files
 			// are the last sync's, and stay.
 			v = history.Version{Side: history.Side{}}
