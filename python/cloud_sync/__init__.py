@@ -112,7 +112,8 @@ class Args:
 class Result:
     """What a pull or push did.
 
-    ``action``: pull: nothing, local-ahead, fast-forward, resume, kept-local,
+    ``action``: pull: nothing, local-ahead, fast-forward, resume, merged
+    (the cloud's changed worlds came in, this computer's stayed), kept-local,
     used-cloud, offline; push: nothing, pushed; both: not-opted-in (no
     sync.json: nothing was done) and copy (a copied folder that is not
     synced as the original until "instance-sync copy --same|--new").

@@ -80,8 +80,9 @@ class Side:
 
 
 class ConflictError(SyncError):
-    """Exit code 3: both this computer and the cloud changed (or the cloud
-    has several versions), and nothing was changed. The facts come from the
+    """Exit code 3: the same world changed on this computer and in the cloud
+    (or in two cloud versions; everything else merges), or, when no merge is
+    possible, both changed at all; nothing was changed. The facts come from the
     ``conflict`` event: ``reason``, ``heads`` (cloud snapshot ids),
     ``instance`` (label), ``local`` (a Side) and ``cloud`` (Sides, newest
     first). Resolve with ``pull(Args(..., prefer="cloud"|"local"))``."""
