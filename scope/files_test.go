@@ -141,7 +141,8 @@ func TestWalkFilesMatchesReference(t *testing.T) {
 		names := []string{"r.%d.mca", "%d.dat", "%d-a", "a %d", "%d.dat_old", "session.lock"}
 		files = append(files, d+"/"+strings.Replace(names[rng.IntN(len(names))], "%d", string(rune('a'+i%26))+strings.Repeat("x", i%5), 1))
 	}
-	files = append(files, "options.txt", "servers.dat", "config/keep/a.toml", "saves/World/region/r.0.0.mca")
+	files = append(files, "options.txt", "servers.dat", "config/keep/a.toml", "saves/World/region/r.0.0.mca",
+		"saves/World/logs/latest.log", "saves/World-2/logs", "saves/World/x.tmp", "saves/World/data/.cloud-sync")
 	for _, f := range files {
 		p := filepath.Join(pack, filepath.FromSlash(f))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -151,22 +152,31 @@ func TestWalkFilesMatchesReference(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := New(Overrides{
+	// The default scope's patterns are all names: the walk matches the
+	// name alone. An anchored pattern makes it match whole paths.
+	for _, s := range []Scope{New(Overrides{}), New(Overrides{
 		Include: []string{"config/keep/", "saves/World/region/", "saves/World/.cache/", "config/keep/a.toml"},
-		Exclude: []string{"config/drop/"},
-	})
-	f, _, err := s.WalkFiles(pack, nil)
-	if err != nil {
-		t.Fatal(err)
+		Exclude: []string{"config/drop/", "**/*-a"},
+	})} {
+		f, _, err := s.WalkFiles(pack, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := walkReference(t, s, pack)
+		if len(want) < 100 {
+			t.Fatalf("the reference found only %d files", len(want))
+		}
+		if _, ok := want["saves/World-2/logs"]; !ok {
+			t.Fatal("a file named like a folder-only pattern is not in scope")
+		}
+		checkFiles(t, f, want)
+		m, err := s.Walk(pack)
+		if err != nil || !reflect.DeepEqual(m, want) {
+			t.Fatalf("Walk = %v, %v; want %v", len(m), err, len(want))
+		}
 	}
-	want := walkReference(t, s, pack)
-	if len(want) < 100 {
-		t.Fatalf("the reference found only %d files", len(want))
-	}
-	checkFiles(t, f, want)
-	m, err := s.Walk(pack)
-	if err != nil || !reflect.DeepEqual(m, want) {
-		t.Fatalf("Walk = %v, %v; want %v", len(m), err, len(want))
+	if New(Overrides{}).namePatterns() == nil || New(Overrides{Exclude: []string{"config/drop/"}}).namePatterns() != nil {
+		t.Fatal("namePatterns: the default scope matches by name, an anchored pattern by path")
 	}
 }
 

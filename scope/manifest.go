@@ -67,7 +67,7 @@ func (s Scope) WalkFacts(pack string) (Manifest, Facts, error) {
 // each folder before taking its files' stats, so no change falls between
 // the two.
 func (s Scope) WalkFiles(pack string, before func(rel string) error) (*Files, Facts, error) {
-	w := walker{s: s, pack: pack, sem: make(chan struct{}, walkers), before: before}
+	w := walker{s: s, pack: pack, sem: make(chan struct{}, walkers), before: before, byName: s.namePatterns()}
 	root := &folder{}
 	// An include entry inside another one's folder is reached by that
 	// folder's walk, unless something on the way (a symlink, an
@@ -209,6 +209,7 @@ type walker struct {
 	sem    chan struct{}
 	wg     sync.WaitGroup
 	before func(rel string) error
+	byName []namePattern // the exclude patterns, when all are bare names
 
 	files, irregular atomic.Int64
 
@@ -247,37 +248,32 @@ func (w *walker) read(d *folder) error {
 		return err
 	}
 	defer f.Close()
-	entries, err := f.ReadDir(-1)
-	if err != nil {
-		return err
-	}
-	files := make([]file, 0, len(entries))
+	var files []file
 	irregular := 0
-	for _, de := range entries {
-		name := de.Name()
-		r := rel + "/" + name
-		switch {
-		case de.IsDir():
-			if !w.s.Excluded(r, true) {
-				sub := &folder{name: name, rel: r, walked: true}
+	err = readFolder(f, func(name string) bool {
+		// Skipped before its stat when excluded as a file and as a folder.
+		return w.excluded(rel, name, false) && w.excluded(rel, name, true)
+	}, func(name string, k kind, e Entry) {
+		switch k {
+		case kindDir:
+			if !w.excluded(rel, name, true) {
+				sub := &folder{name: name, rel: rel + "/" + name, walked: true}
 				d.subs = append(d.subs, sub)
 				w.wg.Add(1)
 				go w.dir(sub)
 			}
-		case !de.Type().IsRegular():
-			if !w.s.Excluded(r, false) {
+		case kindOther:
+			if !w.excluded(rel, name, false) {
 				irregular++
 			}
-		case !w.s.Excluded(r, false):
-			e, err := statIn(f, de)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // deleted while walking
+		default:
+			if !w.excluded(rel, name, false) {
+				files = append(files, file{name, e})
 			}
-			if err != nil {
-				return err
-			}
-			files = append(files, file{name, e})
 		}
+	})
+	if err != nil {
+		return err
 	}
 	if cap(files) > 2*len(files) {
 		files = slices.Clone(files) // most of the folder was not kept
@@ -286,6 +282,57 @@ func (w *walker) read(d *folder) error {
 	w.files.Add(int64(len(files)))
 	w.irregular.Add(int64(irregular))
 	return nil
+}
+
+// kind is what a folder entry is.
+type kind int
+
+const (
+	kindFile  kind = iota // a regular file
+	kindDir               // a folder
+	kindOther             // a symlink, device, socket…
+)
+
+// excluded is Scope.Excluded for the entry name of the folder dir. When
+// every pattern is a bare name, it matches the name alone: this runs for
+// every file of every walk, and building each path cost more than the
+// match.
+func (w *walker) excluded(dir, name string, isDir bool) bool {
+	if w.byName == nil {
+		return w.s.Excluded(dir+"/"+name, isDir)
+	}
+	for _, p := range w.byName {
+		if (!p.dirOnly || isDir) && matchName(p.name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// namePattern is an exclude pattern that matches a name at any depth.
+type namePattern struct {
+	name    string
+	dirOnly bool
+}
+
+// namePatterns returns the scope's exclude patterns as names, or nil when
+// one of them needs the whole path (or packwiz owns files).
+func (s Scope) namePatterns() []namePattern {
+	if len(s.Packwiz) > 0 {
+		return nil
+	}
+	out := []namePattern{}
+	for _, p := range s.Exclude {
+		q, dirOnly := strings.CutSuffix(p, "/")
+		if name, ok := strings.CutPrefix(q, "**/"); ok && !strings.Contains(name, "/") && name != "**" {
+			q = name
+		}
+		if q == "" || strings.Contains(q, "/") {
+			return nil
+		}
+		out = append(out, namePattern{q, dirOnly})
+	}
+	return out
 }
 
 func entryOf(fi fs.FileInfo) Entry {

@@ -3,27 +3,51 @@
 package scope
 
 import (
+	"errors"
 	"io/fs"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// statIn stats the entry d of the open folder dir relative to the folder's
-// descriptor, which spares the kernel resolving the whole path again for
-// each of thousands of files.
-func statIn(dir *os.File, d fs.DirEntry) (Entry, error) {
+// readFolder calls fn with each entry of the open folder dir that skip
+// does not refuse, with its kind and, for a file, its entry. It lists
+// names only and stats each relative to the folder's descriptor: the
+// stat says what the entry is, and spares the kernel resolving the whole
+// path again for each of thousands of files. An entry deleted meanwhile
+// is left out.
+func readFolder(dir *os.File, skip func(name string) bool, fn func(name string, k kind, e Entry)) error {
+	names, err := dir.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	fd := int(dir.Fd())
 	var st unix.Stat_t
-	for {
-		err := unix.Fstatat(int(dir.Fd()), d.Name(), &st, unix.AT_SYMLINK_NOFOLLOW)
-		if err == unix.EINTR {
+	for _, name := range names {
+		if skip(name) {
 			continue
 		}
-		if err != nil {
-			return Entry{}, &fs.PathError{Op: "fstatat", Path: d.Name(), Err: err}
+		for {
+			err = unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+			if err != unix.EINTR {
+				break
+			}
 		}
-		break
+		if errors.Is(err, unix.ENOENT) {
+			continue // deleted while walking
+		}
+		if err != nil {
+			return &fs.PathError{Op: "fstatat", Path: name, Err: err}
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			fn(name, kindDir, Entry{})
+		case unix.S_IFREG:
+			sec, nsec := st.Mtim.Unix()
+			fn(name, kindFile, Entry{Size: st.Size, MTime: sec*1e9 + nsec, Mode: uint32(st.Mode) & 0o777})
+		default:
+			fn(name, kindOther, Entry{})
+		}
 	}
-	sec, nsec := st.Mtim.Unix()
-	return Entry{Size: st.Size, MTime: sec*1e9 + nsec, Mode: uint32(st.Mode) & 0o777}, nil
+	return nil
 }
