@@ -42,6 +42,12 @@ func (s *session) pull(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if s.newInListing(listing) {
+		// A restore is likely: the index and what restic needs come in
+		// while the new snapshots' metadata does.
+		s.prefetchTrees(ctx)
+		s.prefetchRestic(ctx)
+	}
 	g, err := s.graph(ctx, listing)
 	if serverTrouble(err) && !s.opt.OfflineFail {
 		// The server failed while the new snapshots' metadata was read:
@@ -345,4 +351,18 @@ func (s *session) scopeLooksEmpty() bool {
 		}
 	}
 	return true
+}
+
+// newInListing reports whether the listing holds a snapshot this computer
+// has never seen, or a restore was interrupted.
+func (s *session) newInListing(l remote.Listing) bool {
+	if s.state.Restoring != "" {
+		return true
+	}
+	for id := range l.Snapshots {
+		if _, ok := s.state.Known[id]; !ok {
+			return true
+		}
+	}
+	return false
 }

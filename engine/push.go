@@ -55,6 +55,9 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if len(s.state.Unportable) > 0 {
 		u.Warn("not synced on this computer: " + strings.Join(s.state.Unportable, ", ") + " (names this computer's system cannot hold; rename them on the computer that made them)")
 	}
+	// restic runs next: what it needs from the server comes in while the
+	// listing does.
+	s.prefetchRestic(ctx)
 	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
 	if errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrServer) {
 		return Result{}, fmt.Errorf("%w; your progress is safe on this computer and the next pull or push uploads it", err)

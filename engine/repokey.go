@@ -26,6 +26,13 @@ func (s *session) chooseKey(ctx context.Context, rc *restic.Client) error {
 	if err != nil {
 		return err
 	}
+	return s.chooseKeyFrom(ctx, rc, keys, false)
+}
+
+// chooseKeyFrom is chooseKey with the keys listed. created says this
+// session has just created the repository: its config exists, and a
+// lone key is the one that opens it.
+func (s *session) chooseKeyFrom(ctx context.Context, rc *restic.Client, keys []string, created bool) error {
 	if len(keys) == 0 {
 		rc.KeyHint = "" // no repository yet
 		return nil
@@ -33,6 +40,10 @@ func (s *session) chooseKey(ctx context.Context, rc *restic.Client) error {
 	if slices.Contains(keys, s.state.KeyHint) {
 		rc.KeyHint = s.state.KeyHint
 		return nil
+	}
+	if created && len(keys) == 1 {
+		rc.KeyHint, s.state.KeyHint = keys[0], keys[0]
+		return s.save()
 	}
 	config, err := s.server.ConfigFile(ctx, s.cfg.InstanceID)
 	if errors.Is(err, remote.ErrNotFound) {
@@ -93,8 +104,13 @@ func (s *session) initRepository(ctx context.Context, rc *restic.Client) error {
 			return err
 		}
 		s.opt.UI.Info("another computer created the cloud repository at the same moment; using that one")
+		return s.chooseKey(ctx, rc)
 	}
-	return s.chooseKey(ctx, rc)
+	keys, err := s.server.ListKeys(ctx, s.cfg.InstanceID)
+	if err != nil {
+		return err
+	}
+	return s.chooseKeyFrom(ctx, rc, keys, true)
 }
 
 // hasConfig reports whether the cloud repository has its config, the

@@ -42,6 +42,50 @@ type session struct {
 	state     instance.State
 	lock      *instance.Lock
 	restic    *restic.Client // nil until needed
+	// ahead is what resticClient needs from the server, fetched while
+	// the session does other things (prefetchRestic).
+	ahead *resticAhead
+	// snapFiles keeps the snapshot files readSnapshots downloaded, so a
+	// restore that reads the same snapshot's trees does not fetch it again.
+	snapMu    sync.Mutex
+	snapFiles map[string][]byte
+	// treesAhead is the repository's tree index being read ahead
+	// (prefetchTrees).
+	treesAhead *treesAhead
+}
+
+// resticAhead is the server's key list and whether it holds locks, read
+// in parallel.
+type resticAhead struct {
+	done    chan struct{}
+	keys    []string
+	keysErr error
+	locks   bool
+}
+
+// prefetchRestic starts reading what resticClient needs (two requests,
+// in parallel), so that it costs no round trip of its own when a session
+// knows early that restic will run.
+func (s *session) prefetchRestic(ctx context.Context) {
+	if s.restic != nil || s.ahead != nil {
+		return
+	}
+	a := &resticAhead{done: make(chan struct{})}
+	s.ahead = a
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		a.keys, a.keysErr = s.server.ListKeys(ctx, s.cfg.InstanceID)
+	}()
+	go func() {
+		defer wg.Done()
+		a.locks = s.locksOnServer(ctx)
+	}()
+	go func() {
+		wg.Wait()
+		close(a.done)
+	}()
 }
 
 // open loads an opted-in instance and takes its lock. It returns
@@ -374,6 +418,14 @@ func (s *session) readSnapshots(ctx context.Context, key repofile.Key, ids []str
 			if err == nil {
 				out[i], err = key.Snapshot(id, file)
 			}
+			if err == nil {
+				s.snapMu.Lock()
+				if s.snapFiles == nil {
+					s.snapFiles = map[string][]byte{}
+				}
+				s.snapFiles[id] = file
+				s.snapMu.Unlock()
+			}
 			found[i], errs[i] = err == nil, err
 		}()
 	}
@@ -432,11 +484,18 @@ func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
 		Timeout:      s.opt.ResticTimeout,
 		Stall:        s.opt.ResticStall,
 	}
-	if err := s.chooseKey(ctx, rc); err != nil {
+	s.prefetchRestic(ctx)
+	a := s.ahead
+	s.ahead = nil
+	<-a.done
+	if a.keysErr != nil {
+		return nil, a.keysErr
+	}
+	if err := s.chooseKeyFrom(ctx, rc, a.keys, false); err != nil {
 		return nil, err
 	}
 	s.restic = rc
-	if s.state.UnlockPending || s.locksOnServer(ctx) {
+	if s.state.UnlockPending || a.locks {
 		// An earlier run could not remove its lock, or was killed (a
 		// launcher kills hooks without warning, and restic dies with us).
 		rc.LeftLock = true

@@ -30,9 +30,13 @@ func (s *session) snapshotItems(ctx context.Context, id string) (map[string]snap
 	if !ok {
 		return nil, errors.New("the repository's master key cannot be cached; the restore needs it to read the snapshot")
 	}
-	file, err := s.server.SnapshotFile(ctx, s.cfg.InstanceID, id)
-	if err != nil {
-		return nil, err
+	s.snapMu.Lock()
+	file, ok := s.snapFiles[id]
+	s.snapMu.Unlock()
+	if !ok {
+		if file, err = s.server.SnapshotFile(ctx, s.cfg.InstanceID, id); err != nil {
+			return nil, err
+		}
 	}
 	sn, err := key.Snapshot(id, file)
 	if err != nil {
@@ -48,8 +52,9 @@ func (s *session) snapshotItems(ctx context.Context, id string) (map[string]snap
 	items := map[string]snapItem{}
 	level := []string{""} // folders whose trees are read next
 	ids := map[string]string{"": sn.Tree}
+	read := &treeReader{key: key, trees: trees, fetched: map[string][]*fetchedSpan{}}
 	for len(level) > 0 {
-		nodes, err := s.readTrees(ctx, key, trees, level, ids)
+		nodes, err := s.readTrees(ctx, read, level, ids)
 		if err != nil {
 			return nil, fmt.Errorf("snapshot %s: %w", short(id), err)
 		}
@@ -89,8 +94,49 @@ func (s *session) underOrAbove(p string) bool {
 	return false
 }
 
-// treeIndex reads every index file and returns where each tree blob lies.
+// treesAhead is the tree index being read ahead of the restore.
+type treesAhead struct {
+	done  chan struct{}
+	key   repofile.Key
+	trees map[string]repofile.BlobLocation
+	err   error
+}
+
+// prefetchTrees starts reading the repository's index, when the master
+// key is cached: a pull that found new snapshots reads it while their
+// metadata comes in, instead of after.
+func (s *session) prefetchTrees(ctx context.Context) {
+	if s.treesAhead != nil {
+		return
+	}
+	key, ok := s.paths.LoadMasterKey()
+	if !ok {
+		return
+	}
+	a := &treesAhead{done: make(chan struct{}), key: key}
+	s.treesAhead = a
+	go func() {
+		defer close(a.done)
+		a.trees, a.err = s.readTreeIndex(ctx, key)
+	}()
+}
+
+// treeIndex returns where each tree blob lies: what prefetchTrees read
+// with the same key, else every index file read now.
 func (s *session) treeIndex(ctx context.Context, key repofile.Key) (map[string]repofile.BlobLocation, error) {
+	if a := s.treesAhead; a != nil {
+		<-a.done
+		if a.err == nil && a.key == key {
+			return a.trees, nil
+		}
+		s.treesAhead = nil
+	}
+	return s.readTreeIndex(ctx, key)
+}
+
+// readTreeIndex reads every index file and returns where each tree blob
+// lies.
+func (s *session) readTreeIndex(ctx context.Context, key repofile.Key) (map[string]repofile.BlobLocation, error) {
 	names, err := s.server.ListFiles(ctx, s.cfg.InstanceID, "index")
 	if err != nil {
 		return nil, err
@@ -114,11 +160,65 @@ func (s *session) treeIndex(ctx context.Context, key repofile.Key) (map[string]r
 	return out, nil
 }
 
+// treeReader reads a snapshot's trees level by level, keeping what it
+// downloaded.
+type treeReader struct {
+	key   repofile.Key
+	trees map[string]repofile.BlobLocation
+	// extents are the stretch of each data file that holds tree blobs.
+	extents map[string][2]int64
+	mu      sync.Mutex
+	fetched map[string][]*fetchedSpan // by data file
+}
+
+// fetchedSpan is a stretch of a data file already downloaded.
+type fetchedSpan struct {
+	start int64
+	data  []byte
+}
+
+// wholeTreesLimit bounds the stretch of a data file fetched whole for its
+// trees: restic writes the trees of a backup into data files of their
+// own, so the first level's request can bring every level below it,
+// instead of one round trip per level.
+const wholeTreesLimit = 2 << 20
+
+// extent is the stretch of pack that holds tree blobs.
+func (r *treeReader) extent(pack string) (start, end int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.extents == nil {
+		r.extents = map[string][2]int64{}
+		for _, loc := range r.trees {
+			e, ok := r.extents[loc.Pack]
+			if !ok {
+				e = [2]int64{loc.Offset, loc.Offset + loc.Length}
+			}
+			r.extents[loc.Pack] = [2]int64{min(e[0], loc.Offset), max(e[1], loc.Offset+loc.Length)}
+		}
+	}
+	e := r.extents[pack]
+	return e[0], e[1]
+}
+
+// cached returns the bytes of loc when a fetched stretch holds them.
+func (r *treeReader) cached(loc repofile.BlobLocation) ([]byte, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.fetched[loc.Pack] {
+		if loc.Offset >= f.start && loc.Offset+loc.Length <= f.start+int64(len(f.data)) {
+			return f.data[loc.Offset-f.start : loc.Offset-f.start+loc.Length], true
+		}
+	}
+	return nil, false
+}
+
 // readTrees reads the trees of the folders dirs (ids maps each to its
 // tree's blob id). Trees that lie in one data file are fetched with one
 // request for the stretch that holds them: restic packs trees together,
-// and a folder of worlds holds hundreds of small trees.
-func (s *session) readTrees(ctx context.Context, key repofile.Key, trees map[string]repofile.BlobLocation, dirs []string, ids map[string]string) ([][]repofile.Node, error) {
+// and a folder of worlds holds hundreds of small trees. When a data
+// file's trees fit in wholeTreesLimit, all of them come at once.
+func (s *session) readTrees(ctx context.Context, r *treeReader, dirs []string, ids map[string]string) ([][]repofile.Node, error) {
 	out := make([][]repofile.Node, len(dirs))
 	type span struct {
 		pack       string
@@ -127,10 +227,25 @@ func (s *session) readTrees(ctx context.Context, key repofile.Key, trees map[str
 	}
 	var spans []*span
 	byPack := map[string][]*span{}
+	parse := func(i int, raw []byte) error {
+		id := ids[dirs[i]]
+		plain, err := r.key.Blob(id, r.trees[id], raw)
+		if err != nil {
+			return err
+		}
+		out[i], err = repofile.ParseTree(plain)
+		return err
+	}
 	for i, dir := range dirs {
-		loc, ok := trees[ids[dir]]
+		loc, ok := r.trees[ids[dir]]
 		if !ok {
 			return nil, fmt.Errorf("tree %s of %q is in no index", short(ids[dir]), dir)
+		}
+		if raw, ok := r.cached(loc); ok {
+			if err := parse(i, raw); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		var sp *span
 		for _, c := range byPack[loc.Pack] {
@@ -142,6 +257,9 @@ func (s *session) readTrees(ctx context.Context, key repofile.Key, trees map[str
 		}
 		if sp == nil {
 			sp = &span{pack: loc.Pack, start: loc.Offset, end: loc.Offset}
+			if start, end := r.extent(loc.Pack); end-start <= wholeTreesLimit {
+				sp.start, sp.end = start, end
+			}
 			byPack[loc.Pack] = append(byPack[loc.Pack], sp)
 			spans = append(spans, sp)
 		}
@@ -154,14 +272,12 @@ func (s *session) readTrees(ctx context.Context, key repofile.Key, trees map[str
 		if err != nil {
 			return err
 		}
+		r.mu.Lock()
+		r.fetched[sp.pack] = append(r.fetched[sp.pack], &fetchedSpan{start: sp.start, data: data})
+		r.mu.Unlock()
 		for _, i := range sp.dirs {
-			id := ids[dirs[i]]
-			loc := trees[id]
-			plain, err := key.Blob(id, loc, data[loc.Offset-sp.start:loc.Offset-sp.start+loc.Length])
-			if err != nil {
-				return err
-			}
-			if out[i], err = repofile.ParseTree(plain); err != nil {
+			loc := r.trees[ids[dirs[i]]]
+			if err := parse(i, data[loc.Offset-sp.start:loc.Offset-sp.start+loc.Length]); err != nil {
 				return err
 			}
 		}
