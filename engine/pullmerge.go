@@ -115,36 +115,84 @@ func takesCloud(p history.MergePlan) bool {
 	return false
 }
 
-// planMerge reads the trees of the merge base and the heads (in-process,
-// no file data) and decides the merge. It returns nil when no snapshot
-// both sides descend from is on the server.
+// planMerge reads the trees of the merge base, this computer's last sync,
+// the heads it merged since and the heads to merge (in-process, no file
+// data) and decides the merge. It returns nil when no snapshot both sides
+// descend from is on the server.
 func (s *session) planMerge(ctx context.Context, heads []history.Snapshot, cur scope.Manifest, g history.Graph) (*mergeCase, error) {
 	parents := append(append([]string{s.state.Last}, s.state.Skipped...), s.state.Merged...)
 	base := mergeBase(g, parents, heads)
-	if base == "" {
+	if _, synced := g[s.state.Last]; base == "" || !synced {
 		return nil, nil
 	}
-	ids := append([]string{base}, headIDs(heads)...)
-	keep := s.mergeScope(ids)
-	items := make([]map[string]snapItem, len(ids))
-	for i, id := range ids {
-		var err error
-		if items[i], err = s.snapshotItems(ctx, id); err != nil {
+	ids := []string{base}
+	for _, id := range append(append([]string{s.state.Last}, s.state.Merged...), headIDs(heads)...) {
+		if _, ok := g[id]; ok && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	keep := s.mergeScope(append([]string{base}, headIDs(heads)...))
+	items := map[string]map[string]snapItem{}
+	for _, id := range ids {
+		it, err := s.snapshotItems(ctx, id)
+		if err != nil {
 			return nil, fmt.Errorf("reading snapshot %s: %w", short(id), err)
 		}
+		items[id] = it
 	}
-	baseFiles := itemFiles(items[0], keep)
-	mc := &mergeCase{base: base, heads: heads, items: map[string]map[string]snapItem{}, files: map[string]scope.Manifest{}, local: scope.Manifest{}}
-	for p, e := range cur {
-		if keep(p) {
-			mc.local[p] = e
+	// Each tree's files, one entry per content: files with the same data
+	// blobs get the same entry, so the merge's size-and-mtime comparisons
+	// compare contents. Modification times alone would not do: a computer
+	// on another OS records the same file with a coarser mtime (Windows:
+	// 100 ns), and its snapshot would change every file.
+	canon := map[string]map[string]scope.Entry{}
+	files := map[string]scope.Manifest{}
+	for _, id := range ids {
+		m := scope.Manifest{}
+		for p, it := range items[id] {
+			if it.Type != "file" || !keep(p) {
+				continue
+			}
+			key := fmt.Sprint(it.Size, it.Content)
+			if canon[p] == nil {
+				canon[p] = map[string]scope.Entry{}
+			}
+			e, ok := canon[p][key]
+			if !ok {
+				e = scope.Entry{Size: it.Size, MTime: it.MTime.UnixNano(), Mode: it.Mode & 0o777}
+				canon[p][key] = e
+			}
+			m[p] = e
 		}
+		files[id] = m
 	}
+	mc := &mergeCase{base: base, heads: heads, items: map[string]map[string]snapItem{}, files: map[string]scope.Manifest{}, local: scope.Manifest{}}
+	// This computer's files: one unchanged since the last sync is that
+	// snapshot's version; one a merge brought in is that head's when its
+	// size matches and its mtime is the head's as this file system keeps
+	// it (within a microsecond); anything else as the walk saw it.
+	edited := s.editedSince(cur)
+	for p, e := range cur {
+		if !keep(p) {
+			continue
+		}
+		if l, ok := files[s.state.Last][p]; ok && !edited(p) {
+			e = l
+		} else {
+			for _, m := range s.state.Merged {
+				if f, ok := files[m][p]; ok && f.Size == e.Size && max(f.MTime-e.MTime, e.MTime-f.MTime) < 1000 {
+					e = f
+					break
+				}
+			}
+		}
+		mc.local[p] = e
+	}
+	baseFiles := files[base]
 	var changes []history.HeadChanges
-	for i, h := range heads {
-		files := itemFiles(items[i+1], keep)
-		mc.items[h.ID], mc.files[h.ID] = items[i+1], files
-		changes = append(changes, history.HeadChanges{Side: history.Side{Head: h.ID, Host: h.Host}, Changes: history.ChangesBetween(baseFiles, files)})
+	for _, h := range heads {
+		mc.items[h.ID], mc.files[h.ID] = items[h.ID], files[h.ID]
+		changes = append(changes, history.HeadChanges{Side: history.Side{Head: h.ID, Host: h.Host}, Changes: history.ChangesBetween(baseFiles, files[h.ID])})
 	}
 	// A file edited here since the last sync with the size and
 	// modification time a head gives it may still differ in content (two
@@ -152,13 +200,12 @@ func (s *session) planMerge(ctx context.Context, heads []history.Snapshot, cur s
 	// the two for the same change. One nanosecond later here makes them
 	// differ: a world collides, a newest-wins file keeps this computer's
 	// as a tie would, an additive one keeps both.
-	edited := s.editedSince(cur)
 	for p, e := range mc.local {
-		if b, ok := baseFiles[p]; (ok && b.Size == e.Size && b.MTime == e.MTime) || !edited(p) {
+		if b, ok := baseFiles[p]; (ok && sameStat(b, e)) || !edited(p) {
 			continue
 		}
 		for _, h := range heads {
-			if f, ok := mc.files[h.ID][p]; ok && f.Size == e.Size && f.MTime == e.MTime {
+			if f, ok := mc.files[h.ID][p]; ok && sameStat(f, e) {
 				e.MTime++
 				mc.local[p] = e
 				break
@@ -172,6 +219,10 @@ func (s *session) planMerge(ctx context.Context, heads []history.Snapshot, cur s
 	}
 	return mc, nil
 }
+
+// sameStat reports whether two entries have the size and modification
+// time the merge compares.
+func sameStat(a, b scope.Entry) bool { return a.Size == b.Size && a.MTime == b.MTime }
 
 // mergeScope reports whether a file is in this computer's scope and in
 // that of every snapshot's maker: a file one of them does not sync is
@@ -194,18 +245,6 @@ func (s *session) mergeScope(ids []string) func(rel string) bool {
 		}
 		return true
 	}
-}
-
-// itemFiles is the regular files of a snapshot's items that keep takes,
-// as a manifest (sizes and modification times, as a walk records them).
-func itemFiles(items map[string]snapItem, keep func(string) bool) scope.Manifest {
-	m := scope.Manifest{}
-	for p, it := range items {
-		if it.Type == "file" && keep(p) {
-			m[p] = scope.Entry{Size: it.Size, MTime: it.MTime.UnixNano(), Mode: it.Mode & 0o777}
-		}
-	}
-	return m
 }
 
 // mergeBase is the snapshot the merge compares both sides with: an
@@ -517,7 +556,19 @@ func (s *session) restoreUnits(ctx context.Context, id string, items map[string]
 		return err
 	}
 	plan := restorePlan{want: st.want, deletes: st.deletes}
-	plan = withoutHazards(plan, scope.NameHazards(slices.Collect(maps.Keys(items)), runtime.GOOS))
+	// Names this OS cannot hold, among the units this merge writes (the
+	// head's others stay as they are here, and are not mentioned).
+	var hazards []scope.Hazard
+	for _, h := range scope.NameHazards(slices.Collect(maps.Keys(items)), runtime.GOOS) {
+		touched := slices.ContainsFunc(plan.deletes, func(rel string) bool { return scope.UnderUnit(rel, h.Unit) })
+		for rel := range plan.want {
+			touched = touched || scope.UnderUnit(rel, h.Unit)
+		}
+		if touched {
+			hazards = append(hazards, h)
+		}
+	}
+	plan = withoutHazards(plan, hazards)
 	for _, n := range plan.notes {
 		s.opt.UI.Warn(n)
 	}

@@ -100,6 +100,9 @@ type Node struct {
 	MTime   time.Time `json:"mtime"`
 	Size    int64     `json:"size"`
 	Subtree string    `json:"subtree"` // a folder's tree
+	// Content is a file's data blobs, in order: two files with the same
+	// content list hold the same bytes, whatever their mtimes.
+	Content []string `json:"content"`
 }
 
 // ParseTree decodes a tree blob's plaintext.
