@@ -330,6 +330,32 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual(sha(b / "saves" / "World" / "level.dat"), sha(a / "saves" / "World" / "level.dat"))
         self.assertNoSecretInArgv()
 
+    def test_merge(self) -> None:
+        # Different worlds on two computers: the pull merges them, no
+        # ConflictError, and the other computer takes the merge.
+        token = self.account("dave")
+        a, b = self.folder("a4"), self.folder("b4")
+        for w in ("One", "Two"):
+            (a / "saves" / w).mkdir(parents=True, exist_ok=True)
+            (a / "saves" / w / "level.dat").write_bytes(b"start " + w.encode())
+        cfg = config.write(a, self.server.url, token=token)
+        config.write(b, self.server.url, token=token, instance_id=cfg.instance_id)
+        cloud_sync.push(self.args(a, "computer-a"))
+        self.assertEqual(cloud_sync.pull(self.args(b, "computer-b")).action, "fast-forward")
+
+        (a / "saves" / "One" / "level.dat").write_bytes(b"One, played on a")
+        cloud_sync.push(self.args(a, "computer-a"))
+        (b / "saves" / "Two" / "level.dat").write_bytes(b"Two, played on b")
+        r = cloud_sync.pull(self.args(b, "computer-b"))
+        self.assertEqual(r.action, "merged")
+        self.assertEqual(r.message, "took One from computer-a; kept Two from this computer")
+        self.assertEqual((b / "saves" / "One" / "level.dat").read_bytes(), b"One, played on a")
+        self.assertEqual((b / "saves" / "Two" / "level.dat").read_bytes(), b"Two, played on b")
+        merged = cloud_sync.push(self.args(b, "computer-b"))
+        self.assertEqual(cloud_sync.pull(self.args(a, "computer-a")).action, "fast-forward")
+        self.assertEqual((a / "saves" / "Two" / "level.dat").read_bytes(), b"Two, played on b")
+        self.assertEqual(cloud_sync.status(self.args(a, "computer-a"))["last_snapshot"], merged.snapshot)
+
     def test_wrong_password(self) -> None:
         token = self.account("carol")
         user = token.split(":", 1)[0]
