@@ -403,34 +403,28 @@ func (s *session) snapshotMeta(ctx context.Context, ids []string) ([]restic.Snap
 func (s *session) readSnapshots(ctx context.Context, key repofile.Key, ids []string) ([]restic.Snapshot, error) {
 	out := make([]restic.Snapshot, len(ids))
 	found := make([]bool, len(ids))
-	errs := make([]error, len(ids))
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			file, err := s.server.SnapshotFile(ctx, s.cfg.InstanceID, id)
-			if errors.Is(err, remote.ErrNotFound) {
-				return
-			}
-			if err == nil {
-				out[i], err = key.Snapshot(id, file)
-			}
-			if err == nil {
-				s.snapMu.Lock()
-				if s.snapFiles == nil {
-					s.snapFiles = map[string][]byte{}
-				}
-				s.snapFiles[id] = file
-				s.snapMu.Unlock()
-			}
-			found[i], errs[i] = err == nil, err
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := parallel(ctx, len(ids), func(ctx context.Context, i int) error {
+		id := ids[i]
+		file, err := s.server.SnapshotFile(ctx, s.cfg.InstanceID, id)
+		if errors.Is(err, remote.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if out[i], err = key.Snapshot(id, file); err != nil {
+			return err
+		}
+		s.snapMu.Lock()
+		if s.snapFiles == nil {
+			s.snapFiles = map[string][]byte{}
+		}
+		s.snapFiles[id] = file
+		s.snapMu.Unlock()
+		found[i] = true
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	var snaps []restic.Snapshot

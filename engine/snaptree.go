@@ -142,7 +142,7 @@ func (s *session) readTreeIndex(ctx context.Context, key repofile.Key) (map[stri
 		return nil, err
 	}
 	parts := make([]map[string]repofile.BlobLocation, len(names))
-	err = parallel(ctx, len(names), func(i int) error {
+	err = parallel(ctx, len(names), func(ctx context.Context, i int) error {
 		file, err := s.server.ReadFile(ctx, s.cfg.InstanceID, "index", names[i], 0, 0)
 		if err != nil {
 			return err
@@ -266,7 +266,7 @@ func (s *session) readTrees(ctx context.Context, r *treeReader, dirs []string, i
 		sp.start, sp.end = min(sp.start, loc.Offset), max(sp.end, loc.Offset+loc.Length)
 		sp.dirs = append(sp.dirs, i)
 	}
-	err := parallel(ctx, len(spans), func(j int) error {
+	err := parallel(ctx, len(spans), func(ctx context.Context, j int) error {
 		sp := spans[j]
 		data, err := s.server.ReadFile(ctx, s.cfg.InstanceID, "data", sp.pack, sp.start, sp.end-sp.start)
 		if err != nil {
@@ -287,27 +287,33 @@ func (s *session) readTrees(ctx context.Context, r *treeReader, dirs []string, i
 }
 
 // parallel runs f(0..n-1), eight at a time, and returns the first error.
-func parallel(ctx context.Context, n int, f func(i int) error) error {
+// That error cancels the ctx the others run with and starts no more: when
+// the server stops answering, the caller waits for one request's timeout,
+// not for one a batch.
+func parallel(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	sem := make(chan struct{}, 8)
-	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
 		if ctx.Err() != nil {
-			errs[i] = ctx.Err()
 			break
 		}
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			errs[i] = f(i)
+			if err := f(ctx, i); err != nil {
+				cancel(err)
+			}
 		}()
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	return nil
 }

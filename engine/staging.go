@@ -321,7 +321,7 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 	// The journal promises that every staged file is complete: on disk
 	// before it is written, so a power loss cannot leave an empty file
 	// where the snapshot's was renamed.
-	err = parallel(ctx, len(moves), func(i int) error {
+	err = parallel(ctx, len(moves), func(_ context.Context, i int) error {
 		return syncFile(filepath.Join(st, filepath.FromSlash(moves[i])))
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,6 +36,7 @@ type faultProxy struct {
 	n       int    // requests seen since the last arm
 	at      int    // first failing request; 0 = healthy
 	mode    string // "500", "drop", "stall"
+	kind    string // when set, only reads of this kind's files fail ("index", ...)
 	release chan struct{}
 }
 
@@ -67,14 +69,28 @@ func (p *faultProxy) arm(mode string, at int) int {
 	defer p.mu.Unlock()
 	seen := p.n
 	close(p.release) // stalled requests end
-	p.n, p.at, p.mode, p.release = 0, at, mode, make(chan struct{})
+	p.n, p.at, p.mode, p.kind, p.release = 0, at, mode, "", make(chan struct{})
 	return seen
+}
+
+// armFiles makes every read of a file of kind (a repository folder:
+// "index", "snapshots") fail as mode says, from now on; listings and
+// other requests pass.
+func (p *faultProxy) armFiles(mode, kind string) {
+	p.arm(mode, 1)
+	p.mu.Lock()
+	p.kind = kind
+	p.mu.Unlock()
 }
 
 func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.n++
 	fail := p.at > 0 && p.n >= p.at
+	if p.kind != "" {
+		dir, name := path.Split(r.URL.Path)
+		fail = fail && name != "" && path.Base(dir) == p.kind
+	}
 	mode, release := p.mode, p.release
 	p.mu.Unlock()
 	if !fail {
@@ -325,4 +341,94 @@ func digests(t *testing.T, pack string) string {
 		t.Fatal(err)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestServerStallManyFiles stalls the server while a pull reads many small
+// files of the repository a few at a time: the index before a restore, and
+// the snapshots this computer has not seen (a long history). The first
+// request that times out ends the pull, which must not wait for the other
+// files a batch and a timeout at a time (100 index files took 13 × 10 s,
+// far past the hooks' 45 s, before the game could start).
+func TestServerStallManyFiles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: stalls a real server under real syncs")
+	}
+	if filepath.Separator != '/' {
+		t.Skip("Unix paths")
+	}
+	realRestic := testenv.Restic(t)
+	bin := buildBinary(t)
+	work := t.TempDir()
+	srv, err := testserver.Start(filepath.Join(work, "server"), "", map[string]string{"alice": "alice-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	proxy := startFaultProxy(t, srv.URL)
+	token := filepath.Join(work, "token")
+	if err := os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pcA := newComputer(t, bin, realRestic, filepath.Join(work, "homeA"))
+	pcB := newComputer(t, bin, realRestic, filepath.Join(work, "homeB"))
+	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")
+	writeTestFile(t, a, "saves/World/level.dat", "level")
+	writeTestFile(t, a, "saves/World/region/r.0.0.mca", strings.Repeat("r", 100<<10))
+	pcA.must(a, "init", "--url="+proxy.URL, "--token-file="+token)
+	pcA.must(a, "push")
+	cfg, err := instance.Paths{Pack: a}.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pcB.must(b, "init", "--url="+proxy.URL, "--token-file="+token, "--join="+cfg.InstanceID)
+	pcB.must(b, "pull")
+	repo := filepath.Join(srv.DataDir, "alice", cfg.InstanceID)
+	rng := rand.New(rand.NewPCG(5, 6))
+	const bound = 90 * time.Second // as TestServerFaults; a fixed pull takes one timeout
+	for _, kind := range []string{"index", "snapshots"} {
+		writeTestFile(t, a, "saves/World/level.dat", "level, then "+kind)
+		pcA.must(a, "push")
+		// 100 more files of kind: their names are listed, and reading any
+		// of them stalls, so their content is never read.
+		var fakes []string
+		for range 100 {
+			name := filepath.Join(repo, kind, fmt.Sprintf("%016x%016x%016x%016x", rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()))
+			if err := os.WriteFile(name, []byte("never read"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			fakes = append(fakes, name)
+		}
+		before := digests(t, b)
+		proxy.armFiles("stall", kind)
+		start := time.Now()
+		out, code := pcB.run(b, "pull")
+		took := time.Since(start)
+		seen := proxy.arm("", 0)
+		for _, f := range fakes {
+			os.Remove(f)
+		}
+		what := "pull, the server stalling on " + kind + " files"
+		t.Logf("%s: exit %d after %s, %d requests", what, code, took.Round(100*time.Millisecond), seen)
+		if code != 0 || !strings.Contains(out, "instance-sync: warning:") {
+			t.Fatalf("%s: exit %d, want 0 and a warning (the game starts)\n%s", what, code, out)
+		}
+		if digests(t, b) != before {
+			t.Fatalf("%s changed the pack folder\n%s", what, out)
+		}
+		// Before the files: the listings, a snapshot, the key. After the
+		// first file's timeout: no new request.
+		if seen > 30 {
+			t.Fatalf("%s made %d requests: it went on reading after the first request timed out\n%s", what, seen, out)
+		}
+		if took > bound {
+			t.Fatalf("%s took %s, more than %s\n%s", what, took.Round(time.Second), bound, out)
+		}
+		if out := pcB.must(b, "pull"); strings.Contains(out, "instance-sync: warning:") {
+			t.Fatalf("healthy pull after the %s stall warned:\n%s", kind, out)
+		}
+		sameScope(t, a, b)
+	}
 }
