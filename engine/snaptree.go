@@ -122,12 +122,13 @@ func (s *session) prefetchTrees(ctx context.Context) {
 }
 
 // treeIndex returns where each tree blob lies: what prefetchTrees read
-// with the same key, else every index file read now.
+// with the same key (or why it could not: a server that failed it would
+// only be waited for again), else every index file read now.
 func (s *session) treeIndex(ctx context.Context, key repofile.Key) (map[string]repofile.BlobLocation, error) {
 	if a := s.treesAhead; a != nil {
 		<-a.done
-		if a.err == nil && a.key == key {
-			return a.trees, nil
+		if a.key == key {
+			return a.trees, a.err
 		}
 		s.treesAhead = nil
 	}
