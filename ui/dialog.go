@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -132,7 +133,12 @@ func Sentence(msg string) string {
 // launch. Closing the window cancels the launch.
 func (d *Dialogs) Conflict(ctx context.Context, c Conflict) (Choice, error) {
 	d.closeProgress()
-	b, err := d.tk.Question(ctx, d.Title+": choose a version", ConflictText(c), "Use cloud", "Keep local", "Cancel launch")
+	title := d.Title + ": choose a version"
+	if w := conflictWorlds(c); c.Merges && len(w) == 1 {
+		// One dialog per colliding world: the title says which.
+		title += " of " + w[0]
+	}
+	b, err := d.tk.Question(ctx, title, ConflictText(c), "Use cloud", "Keep local", "Cancel launch")
 	if errors.Is(err, ErrCancelled) {
 		return ChoiceCancel, ErrCancelled
 	}
@@ -149,6 +155,19 @@ func (d *Dialogs) Conflict(ctx context.Context, c Conflict) (Choice, error) {
 		return ChoiceLocal, nil
 	}
 	return ChoiceCancel, ErrCancelled
+}
+
+// conflictWorlds are the worlds the sides of c name, each once.
+func conflictWorlds(c Conflict) []string {
+	var out []string
+	for _, s := range append([]Side{c.Local}, c.Cloud...) {
+		for _, w := range s.Worlds {
+			if !slices.Contains(out, w) {
+				out = append(out, w)
+			}
+		}
+	}
+	return out
 }
 
 // ConflictText is the conflict dialog's text.

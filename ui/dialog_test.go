@@ -167,6 +167,33 @@ func TestDialogConflict(t *testing.T) {
 	}
 }
 
+// TestDialogConflictPerWorld: a conflict about one world that the rest of
+// a merge does not touch names that world in the title, says everything
+// else merges, and words the buttons for the world.
+func TestDialogConflictPerWorld(t *testing.T) {
+	c := conflict
+	c.Merges = true
+	c.Cloud = []Side{{SnapshotID: "0123456789abcdef", Host: "laptop", Files: 1, Worlds: []string{"World"}}}
+	tk := &fakeTK{questions: []Button{ButtonExtra}}
+	d, _ := newTestDialogs(tk)
+	if got, err := d.Conflict(context.Background(), c); got != ChoiceLocal || err != nil {
+		t.Fatalf("choice %s, %v", got, err)
+	}
+	q := tk.Shown()[0]
+	for _, want := range []string{": choose a version of World:", "only these worlds changed on both sides; everything else merges either way", "Use cloud: plays the cloud's version of these worlds", "Keep local: plays this computer's version of these worlds"} {
+		if !strings.Contains(q, want) {
+			t.Errorf("per-world conflict dialog lacks %q:\n%s", want, q)
+		}
+	}
+	c.Cloud[0].Worlds = []string{"World", "Creative"}
+	tk = &fakeTK{questions: []Button{ButtonOK}}
+	d, _ = newTestDialogs(tk)
+	d.Conflict(context.Background(), c)
+	if q := tk.Shown()[0]; !strings.Contains(q, ": choose a version: ") {
+		t.Errorf("a conflict about two worlds names one in its title:\n%s", q)
+	}
+}
+
 // TestConflictTextUsesDescribe: the dialog lists DescribeConflict's lines
 // (the log's), and says "nothing is lost" once, with the button names.
 func TestConflictTextUsesDescribe(t *testing.T) {

@@ -200,6 +200,41 @@ func TestGUI(t *testing.T) {
 		}
 	})
 
+	// Two worlds played on both computers: one dialog per world, each
+	// naming its world. Cancel on the second changes nothing, even after
+	// the first was answered; Use cloud on both takes both.
+	t.Run("conflict-per-world", func(t *testing.T) {
+		g.t = t
+		creative := func(pack string) string { return filepath.Join(pack, "saves", "Creative", "level.dat") }
+		write(t, level(a), "world, a's second session")
+		write(t, creative(a), "creative, a's second session")
+		g.ok("push", "--no-gui", "--pack-folder="+a)
+		write(t, level(b), "world, b's second session")
+		write(t, creative(b), "creative, b's second session")
+		p := g.start("pull", "--pack-folder="+b)
+		g.window("choose a version of Creative")
+		g.key("Return")
+		g.window("choose a version of World")
+		g.key("Escape")
+		if code, out := p.wait(); code != 3 || !strings.Contains(out, "cancelled by the player") {
+			t.Fatalf("exit %d, want 3\n%s", code, out)
+		}
+		if got := read(t, creative(b)); got != "creative, b's second session" {
+			t.Fatalf("cancel on the second world changed the first: %q", got)
+		}
+		p = g.start("pull", "--pack-folder="+b)
+		g.window("choose a version of Creative")
+		g.key("Return")
+		g.window("choose a version of World")
+		g.key("Return")
+		if code, out := p.wait(); code != 0 || !strings.Contains(out, "safety snapshot") {
+			t.Fatalf("exit %d, want 0\n%s", code, out)
+		}
+		if got := read(t, level(b)) + "|" + read(t, creative(b)); got != "world, a's second session|creative, a's second session" {
+			t.Fatalf("use cloud twice left %q", got)
+		}
+	})
+
 	t.Run("progress-cancel", func(t *testing.T) {
 		g.t = t
 		// Incompressible region files: restic fills a pack, cannot upload
