@@ -183,7 +183,7 @@ func (w *walker) root(root *folder, rel string) error {
 		}
 		if fi.Mode().IsRegular() && w.s.InScope(rel) {
 			d := root.at(parent)
-			d.files = append(d.files, file{name, entryOf(fi)})
+			d.pending = append(d.pending, found{name, entryOf(fi)})
 			w.files.Add(1)
 		}
 		return nil
@@ -248,7 +248,7 @@ func (w *walker) read(d *folder) error {
 		return err
 	}
 	defer f.Close()
-	var files []file
+	var files []found
 	irregular := 0
 	err = readFolder(f, func(name string) bool {
 		// Skipped before its stat when excluded as a file and as a folder.
@@ -268,17 +268,14 @@ func (w *walker) read(d *folder) error {
 			}
 		default:
 			if !w.excluded(rel, name, false) {
-				files = append(files, file{name, e})
+				files = append(files, found{name, e})
 			}
 		}
 	})
 	if err != nil {
 		return err
 	}
-	if cap(files) > 2*len(files) {
-		files = slices.Clone(files) // most of the folder was not kept
-	}
-	d.files = files
+	d.setFiles(files)
 	w.files.Add(int64(len(files)))
 	w.irregular.Add(int64(irregular))
 	return nil
