@@ -52,6 +52,13 @@ func (s *session) merge(ctx context.Context, plan history.Plan, cur scope.Manife
 	}
 	if !mc.plan.Conflict() {
 		s.opt.UI.Event(ui.DecisionEvent{Action: "merge", Reason: "this computer and the cloud changed different worlds and files"})
+		if len(mc.heads) == 1 && !keepsLocal(mc.plan) {
+			// This computer's changes are the cloud's too, or none the
+			// merge sees (a changed mode): the cloud version whole, after
+			// a safety snapshot, with no merge to push.
+			r, err = s.resolved(ctx, plan, cur, facts, ui.ChoiceCloud)
+			return r, true, err
+		}
 		r, err = s.runMerge(ctx, mc, cur, facts)
 		return r, true, err
 	}
