@@ -619,12 +619,15 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	}
 	rec := s.scopeRecord()
 	tags := append(history.Tags(kind, bases, s.label(), attempt), history.ScopeTag(rec))
-	var supersedes []string
+	var supersedes, merges []string
 	if kind == history.KindPush {
 		// The heads the player chose to keep this computer's files over:
 		// the computers that pushed them say so at their next pull.
 		supersedes = slices.Clone(s.state.Skipped)
 		tags = append(tags, history.SupersedesTags(supersedes)...)
+		// The heads a pull merged: this push carries their changes.
+		merges = slices.Clone(s.state.Merged)
+		tags = append(tags, history.MergesTags(merges)...)
 	}
 	u := s.opt.UI
 	u.ProgressStart("push")
@@ -662,7 +665,7 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	}
 	s.state.Known[sum.SnapshotID] = history.Snapshot{
 		ID: sum.SnapshotID, Time: when.UTC(), Host: s.opt.Hostname, Label: s.label(), Kind: kind,
-		Bases: bases, Files: sum.TotalFiles, Bytes: sum.TotalBytes, Attempt: attempt, Supersedes: supersedes, Scope: &rec,
+		Bases: bases, Files: sum.TotalFiles, Bytes: sum.TotalBytes, Attempt: attempt, Supersedes: supersedes, Merges: merges, Scope: &rec,
 	}
 	if kind == history.KindPush {
 		s.state.PendingPush = ""

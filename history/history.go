@@ -22,6 +22,9 @@ const (
 	// tagSupersedes names a head a push replaced without its changes (the
 	// player kept this computer's files over it).
 	tagSupersedes = "supersedes:"
+	// tagMerges names a head a push carries the changes of, merged per
+	// world with this computer's (DESIGN.md "Per-world merge").
+	tagMerges = "merges:"
 )
 
 // Snapshot is what the sync needs to know about one snapshot. It is cached
@@ -42,6 +45,9 @@ type Snapshot struct {
 	// Supersedes are the heads this snapshot replaced without their
 	// changes: the player chose to keep this computer's files over them.
 	Supersedes []string `json:"supersedes,omitempty"`
+	// Merges are the heads this snapshot merged: their changes are in it,
+	// beside its first base's.
+	Merges []string `json:"merges,omitempty"`
 	// Original is the id the snapshot had when it was written, when restic
 	// wrote it again since under this id (restic tag: the server's
 	// retention re-tags snapshots). Bases naming the original mean this one.
@@ -78,6 +84,16 @@ func SupersedesTags(ids []string) []string {
 	return tags
 }
 
+// MergesTags are the tags of a push that merged heads (appended to Tags'
+// list).
+func MergesTags(ids []string) []string {
+	var tags []string
+	for _, id := range ids {
+		tags = append(tags, tagMerges+id)
+	}
+	return tags
+}
+
 // FromTags fills the graph fields of s from restic tags. Snapshots without
 // our marker get Kind "" and never become heads.
 func FromTags(s Snapshot, tags []string) Snapshot {
@@ -96,6 +112,8 @@ func FromTags(s Snapshot, tags []string) Snapshot {
 			s.Attempt = strings.TrimPrefix(t, tagAttempt)
 		case strings.HasPrefix(t, tagSupersedes):
 			s.Supersedes = append(s.Supersedes, strings.TrimPrefix(t, tagSupersedes))
+		case strings.HasPrefix(t, tagMerges):
+			s.Merges = append(s.Merges, strings.TrimPrefix(t, tagMerges))
 		case strings.HasPrefix(t, tagScope):
 			s.Scope, _ = parseScopeTag(t)
 		}
@@ -121,6 +139,7 @@ func (g Graph) Resolved() Graph {
 	for id, s := range g {
 		s.Bases = resolveAll(alias, s.Bases)
 		s.Supersedes = resolveAll(alias, s.Supersedes)
+		s.Merges = resolveAll(alias, s.Merges)
 		out[id] = s
 	}
 	return out
@@ -228,7 +247,8 @@ func (g Graph) Descends(id, ancestor string) bool {
 // target: it follows target's content back (each snapshot's first base it
 // does not supersede) and returns the snapshot that superseded last. ok is
 // false when target carries last's changes. A push without supersedes
-// tags (older builds) named the heads it replaced after its own base.
+// tags (older builds) named the heads it replaced after its own base; a
+// merge (merges tags) names heads it carries.
 func (g Graph) SupersededBy(target, last string) (by Snapshot, ok bool) {
 	seen := map[string]bool{}
 	for cur := target; cur != "" && cur != last && !seen[cur]; {
@@ -238,7 +258,7 @@ func (g Graph) SupersededBy(target, last string) (by Snapshot, ok bool) {
 			return Snapshot{}, false
 		}
 		replaced := sn.Supersedes
-		if len(replaced) == 0 && len(sn.Bases) > 1 {
+		if len(replaced) == 0 && len(sn.Merges) == 0 && len(sn.Bases) > 1 {
 			replaced = sn.Bases[1:]
 		}
 		next := ""

@@ -20,6 +20,8 @@ func TestSupersededBy(t *testing.T) {
 		"both": push("both", []string{"next", "y"}, "y"), // carries x, replaced y
 		"y":    push("y", nil),
 		"loop": push("loop", []string{"loop"}),
+		// merged x per world: carries x, whatever the first base
+		"merge": {ID: "merge", Kind: KindPush, Bases: []string{"own", "x"}, Merges: []string{"x"}},
 	}
 	for _, tt := range []struct {
 		target, last, by string
@@ -34,6 +36,7 @@ func TestSupersededBy(t *testing.T) {
 		{"keep", "own", ""},
 		{"next", "", ""},
 		{"loop", "x", ""},
+		{"merge", "x", ""},
 		{"gone", "x", ""},
 	} {
 		by, ok := g.SupersededBy(tt.target, tt.last)
@@ -43,6 +46,10 @@ func TestSupersededBy(t *testing.T) {
 	}
 	tags := append(Tags(KindPush, []string{"own", "x"}, "L", "a1"), SupersedesTags([]string{"x"})...)
 	if s := FromTags(Snapshot{ID: "keep"}, tags); len(s.Supersedes) != 1 || s.Supersedes[0] != "x" || len(s.Bases) != 2 {
+		t.Fatalf("FromTags(%v) = %+v", tags, s)
+	}
+	tags = append(Tags(KindPush, []string{"own", "x"}, "L", "a1"), MergesTags([]string{"x"})...)
+	if s := FromTags(Snapshot{ID: "merge"}, tags); len(s.Merges) != 1 || s.Merges[0] != "x" || len(s.Supersedes) != 0 {
 		t.Fatalf("FromTags(%v) = %+v", tags, s)
 	}
 }
