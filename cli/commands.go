@@ -360,6 +360,9 @@ func cmdStatus(ctx context.Context, env Env, args []string) error {
 			if h.Ours {
 				ours = " (this computer's last sync)"
 			}
+			if h.Merged {
+				ours = " (merged here; the next push records it)"
+			}
 			fmt.Fprintf(w, "cloud head:\t%.8s from %s at %s%s\n", h.ID, h.Host, h.Time.Local().Format(time.DateTime), ours)
 		}
 	}

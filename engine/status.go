@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -45,6 +46,9 @@ type Head struct {
 	Host  string    `json:"host"`
 	Label string    `json:"label,omitempty"`
 	Ours  bool      `json:"ours"` // this computer's last sync
+	// Merged: a pull merged it into the files here; the next push names
+	// it as a base.
+	Merged bool `json:"merged,omitempty"`
 }
 
 // Status reports the instance's sync state. It asks the server for the
@@ -123,7 +127,7 @@ func Status(ctx context.Context, opt Options) (StatusReport, error) {
 	}
 	r.Remote = "ok"
 	for _, h := range g.Heads() {
-		r.RemoteHeads = append(r.RemoteHeads, Head{ID: h.ID, Time: h.Time, Host: h.Host, Label: h.Label, Ours: h.ID == s.state.Last})
+		r.RemoteHeads = append(r.RemoteHeads, Head{ID: h.ID, Time: h.Time, Host: h.Host, Label: h.Label, Ours: h.ID == s.state.Last, Merged: slices.Contains(s.state.Merged, h.ID)})
 	}
 	return r, nil
 }
