@@ -98,6 +98,8 @@ class Args:
     """Called with each --json event (a dict) as it arrives: progress and the rest."""
     prefer: str | None = None
     """pull only: resolve a conflict with "local" or "cloud" instead of raising."""
+    prefer_worlds: Mapping[str, str] | None = None
+    """pull only: world name -> "local" or "cloud", for that world alone (before prefer)."""
     snapshot: str | None = None
     """pull with prefer="cloud": which cloud version (id or prefix) when there are several."""
     offline_fail: bool = False
@@ -225,6 +227,10 @@ def pull(args: Args, *, on_event: EventCallback | None = None) -> Result:
         if args.prefer not in ("local", "cloud"):
             raise UsageError(f"Args.prefer must be \"local\" or \"cloud\", not {args.prefer!r}")
         extra.append("--prefer=" + args.prefer)
+    for world, side in (args.prefer_worlds or {}).items():
+        if side not in ("local", "cloud") or not world:
+            raise UsageError(f"Args.prefer_worlds maps a world to \"local\" or \"cloud\", not {world!r}: {side!r}")
+        extra.append(f"--prefer={side}:{world}")
     if args.snapshot is not None:
         extra.append("--snapshot=" + args.snapshot)
     if args.offline_fail:

@@ -356,6 +356,20 @@ class EndToEnd(unittest.TestCase):
         self.assertEqual((a / "saves" / "Two" / "level.dat").read_bytes(), b"Two, played on b")
         self.assertEqual(cloud_sync.status(self.args(a, "computer-a"))["last_snapshot"], merged.snapshot)
 
+        # Both worlds played on both: each chosen on its own.
+        for w in ("One", "Two"):
+            (a / "saves" / w / "level.dat").write_bytes(w.encode() + b", a again")
+        cloud_sync.push(self.args(a, "computer-a"))
+        for w in ("One", "Two"):
+            (b / "saves" / w / "level.dat").write_bytes(w.encode() + b", b again")
+        with self.assertRaises(cloud_sync.ConflictError) as cm:
+            cloud_sync.pull(self.args(b, "computer-b", prefer_worlds={"One": "cloud"}))
+        self.assertEqual(cm.exception.local.worlds, ["Two"])
+        r = cloud_sync.pull(self.args(b, "computer-b", prefer_worlds={"One": "cloud", "Two": "local"}))
+        self.assertEqual(r.action, "merged")
+        self.assertEqual((b / "saves" / "One" / "level.dat").read_bytes(), b"One, a again")
+        self.assertEqual((b / "saves" / "Two" / "level.dat").read_bytes(), b"Two, b again")
+
     def test_wrong_password(self) -> None:
         token = self.account("carol")
         user = token.split(":", 1)[0]
