@@ -132,7 +132,15 @@ func (s *session) treeIndex(ctx context.Context, key repofile.Key) (map[string]r
 		}
 		s.treesAhead = nil
 	}
-	return s.readTreeIndex(ctx, key)
+	trees, err := s.readTreeIndex(ctx, key)
+	if err == nil {
+		// Kept for the session: a merge reads several snapshots' trees,
+		// and the index only grows while the session runs.
+		done := make(chan struct{})
+		close(done)
+		s.treesAhead = &treesAhead{done: done, key: key, trees: trees}
+	}
+	return trees, err
 }
 
 // readTreeIndex reads every index file and returns where each tree blob
