@@ -138,7 +138,9 @@ func (s *session) planMerge(ctx context.Context, heads []history.Snapshot, cur s
 			ids = append(ids, id)
 		}
 	}
-	keep := s.mergeScope(append([]string{base}, headIDs(heads)...))
+	// Files the last sync's maker did not sync are not in it: one
+	// unchanged here may be in no snapshot, so the merge leaves them be.
+	keep := s.mergeScope(append([]string{base, s.state.Last}, headIDs(heads)...))
 	items := map[string]map[string]snapItem{}
 	for _, id := range ids {
 		it, err := s.snapshotItems(ctx, id)
