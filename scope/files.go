@@ -68,7 +68,9 @@ func (d *folder) entry(i int) Entry {
 
 // setFiles makes fs, sorted by name, d's files.
 func (d *folder) setFiles(fs []found) {
-	slices.SortFunc(fs, func(a, b found) int { return strings.Compare(a.name, b.name) })
+	if !slices.IsSortedFunc(fs, func(a, b found) int { return strings.Compare(a.name, b.name) }) {
+		slices.SortFunc(fs, func(a, b found) int { return strings.Compare(a.name, b.name) })
+	}
 	n := 0
 	for _, f := range fs {
 		n += len(f.name)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -299,17 +300,34 @@ func (w *walker) excluded(dir, name string, isDir bool) bool {
 		return w.s.Excluded(dir+"/"+name, isDir)
 	}
 	for _, p := range w.byName {
-		if (!p.dirOnly || isDir) && matchName(p.name, name) {
-			return true
+		if p.dirOnly && !isDir {
+			continue
+		}
+		switch {
+		case p.exact:
+			if name == p.name {
+				return true
+			}
+		case p.suffix != "":
+			if strings.HasSuffix(name, p.suffix) {
+				return true
+			}
+		default:
+			if ok, _ := path.Match(p.name, name); ok {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// namePattern is an exclude pattern that matches a name at any depth.
+// namePattern is an exclude pattern that matches a name at any depth,
+// sorted as matchName does once for every name it will see.
 type namePattern struct {
 	name    string
 	dirOnly bool
+	exact   bool   // no wildcard
+	suffix  string // "*" and a suffix without wildcards: the suffix
 }
 
 // namePatterns returns the scope's exclude patterns as names, or nil when
@@ -327,7 +345,11 @@ func (s Scope) namePatterns() []namePattern {
 		if q == "" || strings.Contains(q, "/") {
 			return nil
 		}
-		out = append(out, namePattern{q, dirOnly})
+		np := namePattern{name: q, dirOnly: dirOnly, exact: !strings.ContainsAny(q, `*?[\`)}
+		if rest, ok := strings.CutPrefix(q, "*"); ok && !strings.ContainsAny(rest, `*?[\`) {
+			np.suffix = rest
+		}
+		out = append(out, np)
 	}
 	return out
 }
