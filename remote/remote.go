@@ -100,7 +100,7 @@ func (s Server) request(ctx context.Context, method, path, header, value string)
 	}
 	client := s.Client
 	if client == nil {
-		client = http.DefaultClient
+		client = defaultClient
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -111,6 +111,17 @@ func (s Server) request(ctx context.Context, method, path, header, value string)
 	resp.Body = cancelOnClose{resp.Body, cancel}
 	return resp, nil
 }
+
+// defaultClient keeps up to 16 idle connections to a server, where
+// http.DefaultClient keeps 2: a sync sends up to 8 requests at once (index
+// files, snapshot files, trees, the key and lock lists), and each
+// connection made again costs round trips (TCP, TLS) through a real
+// network.
+var defaultClient = func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: t}
+}()
 
 type cancelOnClose struct {
 	io.ReadCloser

@@ -128,7 +128,10 @@ type RestoreOptions struct {
 // Restore restores snapshot id into Target, skipping files that are
 // already identical. It never deletes anything.
 func (c *Client) Restore(ctx context.Context, id string, o RestoreOptions, onStatus func(Status)) error {
-	args := []string{"restore", id, "--target", o.Target, "--overwrite", "if-changed", "-vv"}
+	args := []string{"restore", id, "--target", o.Target, "--overwrite", "if-changed"}
+	if o.OnItem != nil {
+		args = append(args, "-vv") // a line for every item
+	}
 	for _, inc := range o.Includes {
 		args = append(args, "--include", inc)
 	}
@@ -138,12 +141,15 @@ func (c *Client) Restore(ctx context.Context, id string, o RestoreOptions, onSta
 		case "status":
 			return statusMoved(raw, &prev, onStatus)
 		case "verbose_status":
+			if o.OnItem == nil {
+				return true
+			}
 			var v struct {
 				Action string `json:"action"`
 				Item   string `json:"item"`
 				Size   int64  `json:"size"`
 			}
-			if json.Unmarshal(raw, &v) == nil && o.OnItem != nil {
+			if json.Unmarshal(raw, &v) == nil {
 				o.OnItem(itemPath(v.Item), v.Action, v.Size)
 			}
 			return true
