@@ -204,7 +204,8 @@ func ConflictText(c Conflict) string {
 // AskRelogin tells the player the server refused this computer's login
 // during a hook (op: pull or push) and asks whether to log in again (true)
 // or to go on without sync this time (false, also when the dialog cannot
-// be shown).
+// be shown: the log says so). zenity's "cannot open display" exits like
+// Cancel and reads as "play without sync".
 func (d *Dialogs) AskRelogin(ctx context.Context, problem, op string) bool {
 	d.closeProgress()
 	skip := "Play without sync"
@@ -214,6 +215,9 @@ func (d *Dialogs) AskRelogin(ctx context.Context, problem, op string) bool {
 		text = Sentence(problem) + "\n\nThe server no longer accepts this computer's login (the password was changed, or the account was disabled).\nLog in again to upload your progress now; it is safe on this computer either way."
 	}
 	b, err := d.tk.Question(ctx, d.Title+": log in again", text, "Log in again", "", skip)
+	if err != nil && !errors.Is(err, ErrCancelled) {
+		d.Log.Warn(fmt.Sprintf("cannot show the log-in-again dialog: %v", err))
+	}
 	return err == nil && b == ButtonOK
 }
 

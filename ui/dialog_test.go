@@ -362,20 +362,28 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
+// The relogin dialog: "Log in again" is true; "Play without sync" and a
+// dialog that cannot be shown are false, the latter said in the log (the
+// player would otherwise read that nobody asked).
 func TestDialogAskRelogin(t *testing.T) {
 	for _, tt := range []struct {
 		button Button
 		err    error
 		want   bool
+		log    string
 	}{
-		{ButtonOK, nil, true},
-		{ButtonCancel, nil, false},
-		{ButtonOK, errors.New("no display"), false},
+		{ButtonOK, nil, true, ""},
+		{ButtonCancel, nil, false, ""},
+		{ButtonOK, errors.New("no display"), false, "instance-sync: warning: cannot show the log-in-again dialog: no display\n"},
 	} {
 		tk := &fakeTK{questions: []Button{tt.button}, err: tt.err}
-		d := NewDialogs(tk, NewPlain(&strings.Builder{}))
+		var log strings.Builder
+		d := NewDialogs(tk, NewPlain(&log))
 		if got := d.AskRelogin(context.Background(), "wrong user or password for https://s", "pull"); got != tt.want {
 			t.Errorf("button %v, err %v: AskRelogin = %v, want %v", tt.button, tt.err, got, tt.want)
+		}
+		if got := log.String(); got != tt.log {
+			t.Errorf("button %v, err %v: log %q, want %q", tt.button, tt.err, got, tt.log)
 		}
 		if shown := tk.Shown(); len(shown) != 1 || !strings.Contains(shown[0], "[Log in again||Play without sync]") {
 			t.Errorf("dialog shown: %q", shown)

@@ -103,6 +103,7 @@ func TestGUI(t *testing.T) {
 		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
 		"XDG_RUNTIME_DIR=" + filepath.Join(home, "run"), "DISPLAY=" + g.display, "NO_AT_BRIDGE=1",
 		"INSTANCE_SYNC_RESTIC=" + restic, "INSTANCE_SYNC_HOSTNAME=desk", "LANG=C.UTF-8", "INST_NAME=Skyblock",
+		"INSTANCE_SYNC_DEBUG_UI=1", // the UI picked, in failure messages
 	}
 	for _, d := range []string{home, filepath.Join(home, "run")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -523,6 +524,13 @@ func (g *gui) shot(name string) {
 
 // startXvfb starts a virtual display on a free number (Xvfb picks it and
 // reports it through -displayfd) and stops it when the test ends.
+//
+// -noreset: by default an X server resets when its last client
+// disconnects, and a client that connects meanwhile is refused. Here the
+// last client goes whenever a dialog is answered (xdotool has exited),
+// and the next dialog opens right then: zenity's "cannot open display"
+// exits like Cancel, so a dialog that never appeared read as the player's
+// answer (TestGUI/relogin: "play without sync").
 func startXvfb(t *testing.T) string {
 	t.Helper()
 	r, w, err := os.Pipe()
@@ -530,8 +538,11 @@ func startXvfb(t *testing.T) string {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, "Xvfb", "-displayfd", "3", "-screen", "0", "1024x768x24", "-nolisten", "tcp")
+	cmd := exec.CommandContext(ctx, "Xvfb", "-displayfd", "3", "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset")
 	cmd.ExtraFiles = []*os.File{w}
+	// Terminated (not killed), Xvfb removes its socket file.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
