@@ -81,11 +81,8 @@ var ErrNotOptedIn = errors.New("not opted in")
 // ParseConfig parses and validates sync.json content.
 func ParseConfig(data []byte) (Config, error) {
 	var c Config
-	if err := strictUnmarshal(data, &c); err != nil {
+	if err := decodeVersioned(data, &c, &c.Version, ConfigVersion); err != nil {
 		return Config{}, err
-	}
-	if c.Version != ConfigVersion {
-		return Config{}, fmt.Errorf("unknown version %d (this build reads version %d)", c.Version, ConfigVersion)
 	}
 	switch {
 	case c.URL == "":
@@ -113,11 +110,19 @@ func validID(id string) bool {
 // ValidInstanceID reports whether id can name a repository.
 func ValidInstanceID(id string) bool { return validID(id) }
 
-// strictUnmarshal decodes exactly one JSON value. Unknown fields are allowed
-// (a newer build may add some); trailing garbage is not (json.Unmarshal
+// decodeVersioned decodes one of our JSON files into v, whose "version"
+// decodes into *version, and refuses any version but want: a file another
+// build wrote is never read as this build's. Unknown fields are allowed (a
+// newer build may add some); trailing garbage is not (json.Unmarshal
 // refuses it, in one pass over the data).
-func strictUnmarshal(data []byte, v any) error {
-	return json.Unmarshal(data, v)
+func decodeVersioned(data []byte, v any, version *int, want int) error {
+	if err := json.Unmarshal(data, v); err != nil {
+		return err
+	}
+	if *version != want {
+		return fmt.Errorf("unknown version %d (this build reads version %d)", *version, want)
+	}
+	return nil
 }
 
 // LoadConfig reads sync.json. It returns ErrNotOptedIn when there is none.

@@ -143,11 +143,18 @@ func TestStateRoundTrip(t *testing.T) {
 func TestStateCorrupt(t *testing.T) {
 	p := Paths{Pack: t.TempDir()}
 	os.MkdirAll(p.Dir(), 0o700)
-	for _, data := range []string{`{"version":1,"manifest":`, `{"version":7}`, `[]`, `{"version":1,"known":{"aa":{"id":"bb"}}}`} {
+	for _, tt := range []struct{ data, want string }{
+		{`{"version":1,"manifest":`, "unexpected end of JSON input"},
+		{`{"version":7}`, "unknown version 7 (this build reads version 1)"},
+		{`{"version":1} {}`, "after top-level value"},
+		{`[]`, "cannot unmarshal array"},
+		{`{"version":1,"known":{"aa":{"id":"bb"}}}`, "names snapshot bb"},
+	} {
+		data := tt.data
 		os.WriteFile(p.State(), []byte(data), 0o600)
 		_, err := p.LoadState()
-		if err == nil || !strings.Contains(err.Error(), "state.json") || !strings.Contains(err.Error(), "delete it") {
-			t.Errorf("LoadState(%s) = %v", data, err)
+		if err == nil || !strings.Contains(err.Error(), "state.json") || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "delete it") {
+			t.Errorf("LoadState(%s) = %v; want state.json, %q and the fix", data, err, tt.want)
 		}
 		if b, _ := os.ReadFile(p.State()); string(b) != data {
 			t.Errorf("LoadState changed the corrupt file")

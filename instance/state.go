@@ -318,11 +318,8 @@ func (s *State) ScanManifest(fn func(p string, e scope.Entry)) error {
 // ParseState parses state.json content.
 func ParseState(data []byte) (State, error) {
 	var s State
-	if err := strictUnmarshal(data, &s); err != nil {
+	if err := decodeVersioned(data, &s, &s.Version, StateVersion); err != nil {
 		return State{}, err
-	}
-	if s.Version != StateVersion {
-		return State{}, fmt.Errorf("unknown version %d (this build reads version %d)", s.Version, StateVersion)
 	}
 	for id, k := range s.Known {
 		if k.ID != id {
