@@ -333,8 +333,8 @@ class EndToEnd(unittest.TestCase):
     def test_merge(self) -> None:
         # Different worlds on two computers: the pull merges them, no
         # ConflictError, and the other computer takes the merge.
-        token = self.account("dave")
-        a, b = self.folder("a4"), self.folder("b4")
+        token = self.account("ivy")
+        a, b = self.folder("a12"), self.folder("b12")
         for w in ("One", "Two"):
             (a / "saves" / w).mkdir(parents=True, exist_ok=True)
             (a / "saves" / w / "level.dat").write_bytes(b"start " + w.encode())
