@@ -99,6 +99,21 @@ func TestEndToEnd(t *testing.T) {
 		if code != http.StatusUnauthorized {
 			t.Errorf("anonymous GET /alice/ = %d", code)
 		}
+		// A 401 for missing or wrong credentials asks for Basic auth.
+		for _, p := range []player{{}, {alice.user, "wrong"}} {
+			req, _ := http.NewRequest("GET", ts.pub+"/alice/", nil)
+			if p.user != "" {
+				req.SetBasicAuth(p.user, p.password)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != http.StatusUnauthorized || got != `Basic realm="cloud-svc"` {
+				t.Errorf("GET /alice/ as %q: %d, WWW-Authenticate %q", p.user, resp.StatusCode, got)
+			}
+		}
 		code, _ = ts.publicGet(player{alice.user, "wrong"}, "/alice/")
 		if code != http.StatusUnauthorized {
 			t.Errorf("wrong password GET /alice/ = %d", code)

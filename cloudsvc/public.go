@@ -60,17 +60,11 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switches := h.s.switches.Load()
-	acct, ok, err := h.s.authenticate(r)
-	user := acct.User
-	if err != nil {
-		h.storeDown(w, err)
-		return
-	}
+	acct, ok := h.authenticate(w, r)
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="cloud-svc"`)
-		http.Error(w, "401 unauthorized", http.StatusUnauthorized)
 		return
 	}
+	user := acct.User
 	if r.URL.Path == "/metrics" {
 		if user != "metrics" {
 			http.Error(w, "403 forbidden: /metrics is for the account named metrics", http.StatusForbidden)
@@ -110,16 +104,9 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Re-check under the gate if a rotation, disable or deletion switched
 	// an account since we authenticated.
 	if h.s.switches.Load() != switches {
-		acct, ok, err = h.s.authenticate(r)
-		if err != nil {
-			h.storeDown(w, err)
+		if acct, ok = h.authenticate(w, r); !ok {
 			return
 		}
-	}
-	if !ok {
-		w.Header().Set("WWW-Authenticate", `Basic realm="cloud-svc"`)
-		http.Error(w, "401 unauthorized", http.StatusUnauthorized)
-		return
 	}
 	r.Header.Set(proxyAuthHeader, user)
 	if isListing(r, segs) {
@@ -139,6 +126,23 @@ func (h *publicHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec.code != http.StatusOK {
 		release()
 	}
+}
+
+// authenticate is Service.authenticate answered: when the request cannot
+// go on, it has written the answer (503 when the store could not be
+// asked, else 401 with the Basic challenge).
+func (h *publicHandler) authenticate(w http.ResponseWriter, r *http.Request) (Account, bool) {
+	acct, ok, err := h.s.authenticate(r)
+	if err != nil {
+		h.storeDown(w, err)
+		return Account{}, false
+	}
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Basic realm="cloud-svc"`)
+		http.Error(w, "401 unauthorized", http.StatusUnauthorized)
+		return Account{}, false
+	}
+	return acct, true
 }
 
 // authenticate checks basic auth against the store; an error means the
