@@ -36,28 +36,19 @@ const maxRepoFile = 128 << 20
 // ListFiles lists the names of <repo>/<kind>/ (kind "index", "data", …)
 // with REST API v2.
 func (s Server) ListFiles(ctx context.Context, instanceID, kind string) ([]string, error) {
-	resp, err := s.do(ctx, http.MethodGet, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/"+kind+"/", "application/vnd.x.restic.rest.v2")
+	entries, found, err := s.list(ctx, instanceID, kind, 64<<20)
 	if err != nil {
+		if errors.As(err, new(unreadableListing)) {
+			return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
+		}
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
+	if !found {
 		return nil, fmt.Errorf("%w: %s/ of %s on %s", ErrNotFound, kind, instanceID, s.base())
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, s.statusError(resp, "listing "+kind+" files", "")
-	}
-	var entries []struct {
-		Name string `json:"name"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&entries); err != nil {
-		return nil, fmt.Errorf("%w: %s: unreadable %s listing: %v", ErrUnreachable, s.base(), kind, err)
-	}
-	var names []string
-	for _, e := range entries {
-		if isHexID(e.Name) {
-			names = append(names, e.Name)
-		}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name
 	}
 	return names, nil
 }
@@ -75,7 +66,7 @@ func (s Server) ReadFile(ctx context.Context, instanceID, kind, id string, offse
 	if length > 0 {
 		rng = fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
 	}
-	resp, err := s.doRange(ctx, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/"+kind+"/"+id, rng)
+	resp, err := s.doRange(ctx, s.repoPath(instanceID, kind+"/"+id), rng)
 	if err != nil {
 		return nil, err
 	}
@@ -121,38 +112,65 @@ func (s Server) KeyFile(ctx context.Context, instanceID, id string) ([]byte, err
 // ListKeys lists the ids in keys/ of an instance's repository, sorted.
 // A repository that does not exist has none (no error).
 func (s Server) ListKeys(ctx context.Context, instanceID string) ([]string, error) {
-	resp, err := s.do(ctx, http.MethodGet, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/keys/", "application/vnd.x.restic.rest.v2")
+	entries, _, err := s.list(ctx, instanceID, "keys", 16<<20)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return nil, nil
-	default:
-		return nil, s.statusError(resp, "listing keys", "")
-	}
-	var entries []struct {
-		Name string `json:"name"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&entries); err != nil {
-		return nil, fmt.Errorf("%s: unreadable key listing: %v", s.base(), err)
-	}
 	var ids []string
 	for _, e := range entries {
-		if isHexID(e.Name) {
-			ids = append(ids, e.Name)
-		}
+		ids = append(ids, e.Name)
 	}
 	sort.Strings(ids)
 	return ids, nil
 }
 
+// listEntry is one file of a REST API v2 folder listing.
+type listEntry struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+// unreadableListing is a listing answered 200 that is not one.
+type unreadableListing struct{ error }
+
+// list reads the REST API v2 listing of <repo>/<dir>/, of at most max
+// bytes: the files named by an id (nothing else is restic's). found is
+// false when the server has no such folder (404).
+func (s Server) list(ctx context.Context, instanceID, dir string, max int64) (entries []listEntry, found bool, err error) {
+	resp, err := s.do(ctx, http.MethodGet, s.repoPath(instanceID, dir+"/"), "application/vnd.x.restic.rest.v2")
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, false, nil
+	default:
+		return nil, false, s.statusError(resp, "listing "+dir+"/", "")
+	}
+	var all []listEntry
+	if err := json.NewDecoder(io.LimitReader(resp.Body, max)).Decode(&all); err != nil {
+		return nil, false, unreadableListing{fmt.Errorf("%s: unreadable %s/ listing: %v", s.base(), dir, err)}
+	}
+	for _, e := range all {
+		if isHexID(e.Name) {
+			entries = append(entries, e)
+		}
+	}
+	return entries, true, nil
+}
+
+// repoPath is the server path of rel (a file, or a folder ending in "/")
+// in an instance's repository.
+func (s Server) repoPath(instanceID, rel string) string {
+	return "/" + url.PathEscape(s.User) + "/" + url.PathEscape(instanceID) + "/" + rel
+}
+
 // repoFile downloads rel (a path inside the repository) of at most max
 // bytes; what names it for messages.
 func (s Server) repoFile(ctx context.Context, instanceID, rel, what string, max int) ([]byte, error) {
-	resp, err := s.do(ctx, http.MethodGet, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/"+rel, "")
+	resp, err := s.do(ctx, http.MethodGet, s.repoPath(instanceID, rel), "")
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func IsLoopback(host string) bool {
 
 // RepoURL is the restic repository URL of an instance (without credentials).
 func (s Server) RepoURL(instanceID string) string {
-	return "rest:" + s.base() + "/" + url.PathEscape(s.User) + "/" + url.PathEscape(instanceID) + "/"
+	return "rest:" + s.base() + s.repoPath(instanceID, "")
 }
 
 func (s Server) base() string { return strings.TrimRight(s.URL, "/") }
@@ -178,7 +178,7 @@ func trimURL(err error) error {
 // It returns nil when the server accepts them (whether or not the instance
 // repository exists yet).
 func (s Server) Check(ctx context.Context, instanceID string) error {
-	resp, err := s.do(ctx, http.MethodHead, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/config", "")
+	resp, err := s.do(ctx, http.MethodHead, s.repoPath(instanceID, "config"), "")
 	if err != nil {
 		return err
 	}
@@ -219,30 +219,13 @@ type Listing struct {
 // ListSnapshots lists <repo>/snapshots/ with REST API v2. A repository that
 // does not exist yet gives Exists false and no error.
 func (s Server) ListSnapshots(ctx context.Context, instanceID string) (Listing, error) {
-	resp, err := s.do(ctx, http.MethodGet, "/"+url.PathEscape(s.User)+"/"+url.PathEscape(instanceID)+"/snapshots/", "application/vnd.x.restic.rest.v2")
-	if err != nil {
+	entries, found, err := s.list(ctx, instanceID, "snapshots", 64<<20)
+	if err != nil || !found {
 		return Listing{}, err
-	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return Listing{Exists: false}, nil
-	default:
-		return Listing{}, s.statusError(resp, "listing snapshots", "")
-	}
-	var entries []struct {
-		Name string `json:"name"`
-		Size int64  `json:"size"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&entries); err != nil {
-		return Listing{}, fmt.Errorf("%s: unreadable snapshot listing: %v", s.base(), err)
 	}
 	l := Listing{Exists: true, Snapshots: make(map[string]int64, len(entries))}
 	for _, e := range entries {
-		if isHexID(e.Name) {
-			l.Snapshots[e.Name] = e.Size
-		}
+		l.Snapshots[e.Name] = e.Size
 	}
 	return l, nil
 }

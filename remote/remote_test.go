@@ -145,3 +145,69 @@ func TestUnreachableSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// TestListings: snapshots/, keys/ and the other folders are listed alike
+// (REST API v2, only the names that are ids, at the repository's path),
+// and differ only where they mean to: a missing folder is no snapshots, no
+// keys, or ErrNotFound; a listing that is not one is ErrUnreachable only
+// for ListFiles.
+func TestListings(t *testing.T) {
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	code, body := http.StatusOK, `[{"name":"`+b+`","size":2},{"name":"junk","size":1},{"name":"`+a+`","size":1}]`
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept") != "application/vnd.x.restic.rest.v2" {
+			t.Errorf("%s without REST API v2 Accept header", r.URL.Path)
+		}
+		paths = append(paths, r.URL.EscapedPath())
+		w.WriteHeader(code)
+		w.Write([]byte(body))
+	}))
+	defer srv.Close()
+	s := Server{URL: srv.URL + "/", User: "al ice", Password: "pw"}
+	ctx := context.Background()
+	l, err := s.ListSnapshots(ctx, "inst")
+	if err != nil || !l.Exists || len(l.Snapshots) != 2 || l.Snapshots[b] != 2 {
+		t.Errorf("ListSnapshots = %+v, %v", l, err)
+	}
+	keys, err := s.ListKeys(ctx, "inst")
+	if err != nil || strings.Join(keys, ",") != a+","+b {
+		t.Errorf("ListKeys = %v, %v; want both ids, sorted", keys, err)
+	}
+	files, err := s.ListFiles(ctx, "inst", "index")
+	if err != nil || strings.Join(files, ",") != b+","+a {
+		t.Errorf("ListFiles = %v, %v", files, err)
+	}
+	if want := "/al%20ice/inst/snapshots/ /al%20ice/inst/keys/ /al%20ice/inst/index/"; strings.Join(paths, " ") != want {
+		t.Errorf("paths %q, want %q", paths, want)
+	}
+	if got, want := s.RepoURL("inst"), "rest:"+srv.URL+"/al%20ice/inst/"; got != want {
+		t.Errorf("RepoURL = %q, want %q", got, want)
+	}
+
+	code = http.StatusNotFound
+	if l, err := s.ListSnapshots(ctx, "inst"); err != nil || l.Exists || len(l.Snapshots) != 0 {
+		t.Errorf("missing: ListSnapshots = %+v, %v", l, err)
+	}
+	if keys, err := s.ListKeys(ctx, "inst"); err != nil || len(keys) != 0 {
+		t.Errorf("missing: ListKeys = %v, %v", keys, err)
+	}
+	if _, err := s.ListFiles(ctx, "inst", "index"); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "index/ of inst") {
+		t.Errorf("missing: ListFiles = %v", err)
+	}
+
+	code, body = http.StatusOK, "<html>sign in to the wifi</html>"
+	if _, err := s.ListSnapshots(ctx, "inst"); err == nil || errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "unreadable snapshots/ listing") {
+		t.Errorf("garbage: ListSnapshots = %v", err)
+	}
+	if _, err := s.ListKeys(ctx, "inst"); err == nil || errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "unreadable keys/ listing") {
+		t.Errorf("garbage: ListKeys = %v", err)
+	}
+	if _, err := s.ListFiles(ctx, "inst", "index"); !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "unreadable index/ listing") {
+		t.Errorf("garbage: ListFiles = %v", err)
+	}
+	code, body = http.StatusBadGateway, ""
+	if _, err := s.ListKeys(ctx, "inst"); !errors.Is(err, ErrServer) || !strings.Contains(err.Error(), "listing keys/") {
+		t.Errorf("502: ListKeys = %v", err)
+	}
+}
