@@ -36,14 +36,10 @@ func (b *bench) size(sh shape) (sizeResult, error) {
 	if !b.keep {
 		defer os.RemoveAll(dir)
 	}
-	a := filepath.Join(dir, "a", "minecraft")
-	start := time.Now()
-	files, bytes, err := generate(a, sh, 1)
+	a, err := b.makeInstance(dir, sh, &res)
 	if err != nil {
 		return res, err
 	}
-	res.Files, res.Bytes = files, bytes
-	b.progress("%s: generated %d files (%.0f MB) in scope in %s", sh.Name, files, float64(bytes)/1e6, time.Since(start).Round(time.Millisecond))
 	g := func(pack string, args ...string) []string {
 		return append(args, "--pack-folder="+pack, "-g", "--no-download")
 	}
@@ -388,6 +384,20 @@ func manifestSize(pack string) (int64, error) {
 	return fi.Size(), nil
 }
 
+// makeInstance writes the instance of shape sh to dir/a/minecraft and
+// returns that folder; res gets its file count and size.
+func (b *bench) makeInstance(dir string, sh shape, res *sizeResult) (string, error) {
+	a := filepath.Join(dir, "a", "minecraft")
+	start := time.Now()
+	files, bytes, err := generate(a, sh, 1)
+	if err != nil {
+		return "", err
+	}
+	res.Files, res.Bytes = files, bytes
+	b.progress("%s: generated %d files (%.0f MB) in scope in %s", sh.Name, files, float64(bytes)/1e6, time.Since(start).Round(time.Millisecond))
+	return a, nil
+}
+
 // light measures on one generated instance only what grows with its file
 // count: peak memory of the first, no-op and incremental push, the no-op
 // push's walk against a bare stat, and the size of manifest.json.
@@ -397,14 +407,10 @@ func (b *bench) light(sh shape) (sizeResult, error) {
 	if !b.keep {
 		defer os.RemoveAll(dir)
 	}
-	a := filepath.Join(dir, "a", "minecraft")
-	start := time.Now()
-	files, bytes, err := generate(a, sh, 1)
+	a, err := b.makeInstance(dir, sh, &res)
 	if err != nil {
 		return res, err
 	}
-	res.Files, res.Bytes = files, bytes
-	b.progress("%s: generated %d files (%.0f MB) in scope in %s", sh.Name, files, float64(bytes)/1e6, time.Since(start).Round(time.Millisecond))
 	g := []string{"--pack-folder=" + a, "-g", "--no-download"}
 	if _, err := b.isync(nil, "init", "--url="+b.url, "--token-file="+b.tokenFile, "--pack-folder="+a); err != nil {
 		return res, err
