@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"git.timemachine.center/timemachine/instance-sync/instance"
+	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
+	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
+	"git.timemachine.center/timemachine/instance-sync/ui"
+)
+
+// TestChangedPullRequestsBeforeRestic: through a network every request of
+// ours before restic starts is a round trip the player waits for. A
+// changed pull reads the new snapshot's file once (its metadata and its
+// trees come from the same download), the key list and the lock check
+// once, and a snapshot's trees, five levels deep, in one request per data
+// file that holds them, not one per level.
+func TestChangedPullRequestsBeforeRestic(t *testing.T) {
+	bin := testenv.Restic(t)
+	srv, err := testserver.Start(t.TempDir(), "", map[string]string{"alice": "alice-secret-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var log bytes.Buffer
+	computer := func(host string) (string, Options) {
+		pack := t.TempDir()
+		return pack, Options{
+			PackFolder: pack, ResticBinary: bin, NoDownload: true, Hostname: host,
+			UI: ui.NewPlain(&log), Stderr: &log, Getenv: func(string) string { return "" },
+			UserDirs: instance.UserDirs{Config: t.TempDir(), Cache: t.TempDir()},
+		}
+	}
+	write := func(pack, rel, data string) {
+		t.Helper()
+		name := filepath.Join(pack, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	tok := instance.Token{User: "alice", Password: "alice-secret-pw"}
+	a, optA := computer("a")
+	for _, f := range []string{"saves/W/level.dat", "saves/W/region/r.0.0.mca", "saves/W/DIM-1/region/r.0.0.mca", "saves/W/playerdata/p.dat", "options.txt"} {
+		write(a, f, "v1 "+f)
+	}
+	cfg, err := Init(ctx, InitOptions{Options: optA, URL: srv.URL, Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := Push(ctx, optA); err != nil || r.Action != ActionPushed {
+		t.Fatalf("push a: %+v, %v\n%s", r, err, log.String())
+	}
+	b, optB := computer("b")
+	if _, err := Init(ctx, InitOptions{Options: optB, URL: srv.URL, Token: tok, Join: cfg.InstanceID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Pull(ctx, optB); err != nil {
+		t.Fatalf("pull b: %v\n%s", err, log.String())
+	}
+	// One round first: a's pull caches the repository's master key (it
+	// asks restic once), as every pull after it finds it.
+	write(b, "saves/W/DIM-1/region/r.0.0.mca", "v1.5")
+	if r, err := Push(ctx, optB); err != nil || r.Action != ActionPushed {
+		t.Fatalf("push b: %+v, %v\n%s", r, err, log.String())
+	}
+	if _, err := Pull(ctx, optA); err != nil {
+		t.Fatalf("pull a: %v\n%s", err, log.String())
+	}
+	write(b, "saves/W/DIM-1/region/r.0.0.mca", "v2")
+	pushed, err := Push(ctx, optB)
+	if err != nil || pushed.Action != ActionPushed {
+		t.Fatalf("push b: %+v, %v\n%s", pushed, err, log.String())
+	}
+
+	var mu sync.Mutex
+	var reqs []string
+	srv.SetHook(func(_ http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		reqs = append(reqs, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		return false
+	})
+	if r, err := Pull(ctx, optA); err != nil || r.Snapshot != pushed.Snapshot {
+		t.Fatalf("pull a: %+v, %v\n%s", r, err, log.String())
+	}
+	srv.SetHook(nil)
+	if got, _ := os.ReadFile(filepath.Join(a, "saves", "W", "DIM-1", "region", "r.0.0.mca")); string(got) != "v2" {
+		t.Fatalf("the pull did not bring b's change: %q", got)
+	}
+	// restic's first request is HEAD <repo>/config; ours come before it.
+	var ours []string
+	for _, r := range reqs {
+		if strings.HasPrefix(r, "HEAD ") && strings.HasSuffix(r, "/config") {
+			break
+		}
+		ours = append(ours, r)
+	}
+	if len(ours) == len(reqs) {
+		t.Fatalf("restic never ran:\n%s", strings.Join(reqs, "\n"))
+	}
+	count := func(pred func(string) bool) int {
+		n := 0
+		for _, r := range ours {
+			if pred(r) {
+				n++
+			}
+		}
+		return n
+	}
+	snapFile := "GET /alice/" + cfg.InstanceID + "/snapshots/" + pushed.Snapshot
+	if n := count(func(r string) bool { return r == snapFile }); n != 1 {
+		t.Errorf("the new snapshot's file was read %d times before restic, want 1:\n%s", n, strings.Join(ours, "\n"))
+	}
+	for _, list := range []string{"keys/", "locks/"} {
+		if n := count(func(r string) bool { return strings.HasSuffix(r, "/"+list) }); n != 1 {
+			t.Errorf("%s was listed %d times before restic, want 1:\n%s", list, n, strings.Join(ours, "\n"))
+		}
+	}
+	// The trees lie in three data files (a's push, b's two): at most one
+	// request each, where reading level by level took one per level.
+	if n := count(func(r string) bool { return strings.Contains(r, "/data/") }); n > 3 {
+		t.Errorf("%d requests for trees before restic, want at most 3 (one per data file):\n%s", n, strings.Join(ours, "\n"))
+	}
+}
