@@ -95,6 +95,8 @@ func (s Server) request(ctx context.Context, method, path, header, value string)
 		return nil, err
 	}
 	req.SetBasicAuth(s.User, s.Password)
+	// Told apart from restic's requests in a server's logs.
+	req.Header.Set("User-Agent", "instance-sync")
 	if value != "" {
 		req.Header.Set(header, value)
 	}

@@ -43,9 +43,9 @@ type bench struct {
 func (b *bench) traceRequests() {
 	b.tracing = true
 	b.srv.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
-		who := "instance-sync"
-		if strings.HasPrefix(r.UserAgent(), "restic") {
-			who = "restic"
+		who := "restic"
+		if strings.HasPrefix(r.UserAgent(), "instance-sync") {
+			who = "instance-sync"
 		}
 		b.traceMu.Lock()
 		b.traced = append(b.traced, fmt.Sprintf("%7.1f ms  %-13s %s %s", ms(time.Since(b.since)), who, r.Method, r.URL.Path))
