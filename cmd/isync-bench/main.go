@@ -37,6 +37,7 @@ func main() {
 
 func run() int {
 	size := flag.String("size", "small", "instance size: small (~500 files, ~30 MB), large (~10,000 files, ~1 GB), both, scale (~100,000 files: large plus map-mod tiles), huge (~250,000 files), or issue: every figure of the performance targets (large at every -rtt; scale and huge on loopback, only the figures that depend on the file count)")
+	figures := flag.String("figures", "all", "with a size other than issue: the figures to take, comma-separated from first, noop, changed, incremental, memory (e.g. changed for the changed pull alone; without first, one untimed push makes the repository)")
 	light := flag.Bool("light", false, "take only the figures that grow with the file count (peak memory of the pushes, the no-op push against a bare stat, manifest.json's size), on loopback")
 	runs := flag.Int("runs", 6, "measured runs per figure (the median is reported); an odd number is rounded up")
 	out := flag.String("out", "", "write the report (markdown) to this file, e.g. BENCHMARKS.md")
@@ -92,6 +93,19 @@ func run() int {
 		return 1
 	}
 	b.keep = *keep
+	if *figures != "all" {
+		b.figures = map[string]bool{}
+		for _, f := range strings.Split(*figures, ",") {
+			switch f = strings.TrimSpace(f); f {
+			case "first", "noop", "changed", "incremental", "memory":
+				b.figures[f] = true
+			default:
+				fmt.Fprintf(os.Stderr, "isync-bench: -figures: %q is none of first, noop, changed, incremental, memory\n", f)
+				cleanup()
+				return 2
+			}
+		}
+	}
 	if *trace {
 		b.traceRequests()
 	}

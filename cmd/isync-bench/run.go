@@ -31,7 +31,8 @@ type bench struct {
 	env       []string // the environment both tools start from
 	runs      int
 	verbose   bool
-	keep      bool // keep the generated instances
+	keep      bool            // keep the generated instances
+	figures   map[string]bool // the figure groups to take (-figures); nil: all
 
 	traceMu sync.Mutex
 	traced  []string // requests since the last command started, with -trace
@@ -201,3 +202,6 @@ func (b *bench) netName() string {
 	}
 	return fmt.Sprintf("-rtt%dms", b.rtt.Milliseconds())
 }
+
+// want reports whether the figure group name is to be taken.
+func (b *bench) want(name string) bool { return b.figures == nil || b.figures[name] }
