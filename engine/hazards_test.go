@@ -19,7 +19,7 @@ func TestLeaveOut(t *testing.T) {
 		want  []string
 	}{
 		{nil, []string{"/saves", "/options.txt", "/screenshots", "/schematics"}}, // unchanged
-		{[]string{"saves/World", "saves/world"}, []string{"/options.txt", "/saves/?1.20] Survival", "/saves/Fine", "/schematics", "/screenshots"}},
+		{[]string{"saves/World", "saves/world"}, []string{"/options.txt", "/saves/Fine", "/saves/[1.20] Survival", "/schematics", "/screenshots"}},
 		{[]string{"screenshots/a:b.png", "schematics/deep/x:y.schem"}, []string{"/options.txt", "/saves", "/schematics/deep/ok.schem", "/schematics/top.schem", "/screenshots/ok.png"}},
 		{[]string{"options.txt"}, []string{"/saves", "/schematics", "/screenshots"}},
 	}
@@ -27,6 +27,16 @@ func TestLeaveOut(t *testing.T) {
 		if got := leaveOut(include, files, tt.units); !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("units %q: includes %q, want %q", tt.units, got, tt.want)
 		}
+	}
+}
+
+// TestIncludePatterns: each path becomes a pattern matching it alone
+// (restic's TestIncludeNamesLiterally checks these against restic).
+func TestIncludePatterns(t *testing.T) {
+	got := includePatterns([]string{"/saves/[1.20] Survival", "/saves/Fine", "/screenshots/a?*.png", "/saves/**"})
+	want := []string{"/saves/[[]1.20] Survival", "/saves/Fine", "/screenshots/a[?][*].png", "/saves/[*][*]"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("patterns %q, want %q", got, want)
 	}
 }
 

@@ -157,9 +157,12 @@ func (s *session) notRestored(err error) (Result, error) {
 		return Result{}, err
 	}
 	msg := err.Error()
-	if staged {
+	switch {
+	case staged && strings.Contains(msg, "nothing was changed"):
+		msg += ": playing with the files on this computer"
+	case staged:
 		msg += "; nothing was changed: playing with the files on this computer"
-	} else {
+	default:
 		msg += "; playing with the files as they are"
 	}
 	s.opt.UI.Warn(msg)

@@ -130,13 +130,10 @@ func withoutHazards(p restorePlan, hazards []scope.Hazard) restorePlan {
 	return p
 }
 
-// leaveOut makes restic's --include patterns include (from
-// restoreIncludes) leave out units: a pattern holding a unit is replaced
-// by its children that hold files (relative paths), down to the unit's
-// own folder, so restic never even creates a unit's name. restic matches
-// patterns per name with "*", "?" and "[" special, and on Windows without
-// an escape character, so in those children they become "?" (which
-// matches them).
+// leaveOut makes the --include paths include (from restoreIncludes)
+// leave out units: a path holding a unit is replaced by its children that
+// hold files (relative paths), down to the unit's own folder, so restic
+// never even creates a unit's name.
 func leaveOut(include, files, units []string) []string {
 	if len(units) == 0 {
 		return include
@@ -175,11 +172,29 @@ func leaveOut(include, files, units []string) []string {
 		delete(inc, u)
 	}
 	out := make([]string, 0, len(inc))
-	glob := strings.NewReplacer("*", "?", "[", "?")
 	for e := range inc {
-		out = append(out, "/"+glob.Replace(e))
+		out = append(out, "/"+e)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// includePatterns are restic's --include patterns for the snapshot paths
+// includes: each matches its path alone (restic.LiteralPattern), so a
+// name such as "World [1]" or "**" selects that name and nothing else. A
+// path restic cannot name literally (a backslash on Windows, where no
+// such name can be written) has "?" for each pattern character, which
+// matches it and perhaps a sibling.
+func includePatterns(includes []string) []string {
+	glob := strings.NewReplacer("*", "?", "[", "?", "\\", "?")
+	out := make([]string, len(includes))
+	for i, p := range includes {
+		lit, ok := restic.LiteralPattern(p)
+		if !ok {
+			lit = glob.Replace(p)
+		}
+		out[i] = lit
+	}
 	return out
 }
 
@@ -242,7 +257,7 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 	// changed), restic never sees the others, and they need no links;
 	// else it is given whole folders and skips the linked files.
 	download := func(p string) bool { _, ok := want[p]; return ok && !seeds[p].link }
-	includes, exact := s.includePatterns(items, download)
+	includes, exact := s.includePaths(items, download)
 	if !exact {
 		includes = s.restoreIncludes(items, want)
 	}
@@ -292,7 +307,7 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 	}
 	u := s.opt.UI
 	u.ProgressStart("pull")
-	err = rc.Restore(ctx, id, restic.RestoreOptions{Target: st, Includes: includes},
+	err = rc.Restore(ctx, id, restic.RestoreOptions{Target: st, Includes: includePatterns(includes)},
 		func(st restic.Status) { u.ProgressUpdate(progressOf("pull", st)) })
 	u.ProgressDone()
 	if err != nil {
@@ -701,12 +716,12 @@ func removeTree(dir string) error {
 // every item of the snapshot.
 const maxIncludes = 200
 
-// restoreIncludes are restic's --include patterns for a restore of want
-// (files of items): includePatterns when it can name them, else the
+// restoreIncludes are the --include paths for a restore of want (files
+// of items): includePaths when it can name them, else the
 // include entries (and what is not wanted is downloaded and dropped).
 func (s *session) restoreIncludes(items, want map[string]snapItem) []string {
 	inWant := func(p string) bool { _, ok := want[p]; return ok }
-	if out, ok := s.includePatterns(items, inWant); ok && len(out) > 0 {
+	if out, ok := s.includePaths(items, inWant); ok && len(out) > 0 {
 		return out
 	}
 	out := make([]string, 0, len(s.scope.Include))
@@ -716,12 +731,12 @@ func (s *session) restoreIncludes(items, want map[string]snapItem) []string {
 	return out
 }
 
-// includePatterns are the --include patterns that select exactly the
+// includePaths are the --include paths that select exactly the
 // files of items that sel picks: the largest folders all of whose items
 // are picked, and single files elsewhere, so restic reads nothing else. ok
-// is false when that takes more than maxIncludes patterns or a name holds
-// a pattern character.
-func (s *session) includePatterns(items map[string]snapItem, sel func(string) bool) (out []string, ok bool) {
+// is false when that takes more than maxIncludes patterns. They are
+// snapshot paths: includePatterns turns them into restic's patterns.
+func (s *session) includePaths(items map[string]snapItem, sel func(string) bool) (out []string, ok bool) {
 	total, picked := map[string]int{}, map[string]int{}
 	children := map[string][]string{}
 	for p, it := range items {
@@ -746,7 +761,7 @@ func (s *session) includePatterns(items map[string]snapItem, sel func(string) bo
 		case picked[p] == 0:
 			return true
 		case picked[p] == total[p]:
-			if strings.ContainsAny(p, "*?[\\") || len(out) >= maxIncludes {
+			if len(out) >= maxIncludes {
 				return false
 			}
 			out = append(out, "/"+p)

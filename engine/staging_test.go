@@ -1,11 +1,15 @@
 package engine
 
 import (
+	"bytes"
+	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"git.timemachine.center/timemachine/instance-sync/restic"
 	"git.timemachine.center/timemachine/instance-sync/scope"
+	"git.timemachine.center/timemachine/instance-sync/ui"
 )
 
 func TestRestoreIncludes(t *testing.T) {
@@ -18,6 +22,9 @@ func TestRestoreIncludes(t *testing.T) {
 		"saves/W/region/r.0.0.mca":  {Type: "file"},
 		"saves/Creative Test":       {Type: "dir"},
 		"saves/Creative Test/a.dat": {Type: "file"},
+		"saves/W [1]":               {Type: "dir"},
+		"saves/W [1]/level.dat":     {Type: "file"},
+		"saves/W [1]/r.mca":         {Type: "file"},
 		"options.txt":               {Type: "file"},
 		"screenshots":               {Type: "dir"},
 		"screenshots/[weird]*.png":  {Type: "file"},
@@ -30,18 +37,18 @@ func TestRestoreIncludes(t *testing.T) {
 		}
 		return m
 	}
-	roots := []string{"/saves", "/options.txt", "/screenshots"}
 	for _, c := range []struct {
 		name string
 		want map[string]snapItem
 		out  []string
 	}{
-		{"everything wanted: whole folders", all("saves/W/level.dat", "saves/W/region/r.0.0.mca", "saves/Creative Test/a.dat", "options.txt"),
+		{"everything wanted: whole folders", all("saves/W/level.dat", "saves/W/region/r.0.0.mca", "saves/Creative Test/a.dat", "saves/W [1]/level.dat", "saves/W [1]/r.mca", "options.txt"),
 			[]string{"/options.txt", "/saves"}},
 		{"an excluded world is not downloaded", all("saves/W/level.dat", "saves/W/region/r.0.0.mca", "options.txt"),
 			[]string{"/options.txt", "/saves/W"}},
 		{"single files", all("saves/W/level.dat"), []string{"/saves/W/level.dat"}},
-		{"a name with pattern characters: the include entries", all("screenshots/[weird]*.png"), roots},
+		{"a name with pattern characters: named (includePatterns escapes it)", all("screenshots/[weird]*.png"), []string{"/screenshots/[weird]*.png"}},
+		{"a folder named with pattern characters, whole", all("saves/W [1]/level.dat", "saves/W [1]/r.mca", "options.txt"), []string{"/options.txt", "/saves/W [1]"}},
 	} {
 		if got := s.restoreIncludes(items, c.want); !reflect.DeepEqual(got, c.out) {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.out)
@@ -57,5 +64,24 @@ func TestIsDiskFull(t *testing.T) {
 	}
 	if isDiskFull(&restic.Error{Op: "restore", ExitCode: 1, Message: "There were 1 errors", Items: []string{"open x: permission denied"}}) {
 		t.Error("a permission error taken for a full disk")
+	}
+}
+
+// TestNotRestoredSaysItOnce: a failed restore's warning says "nothing was
+// changed" once, whether or not the error said it already.
+func TestNotRestoredSaysItOnce(t *testing.T) {
+	for _, e := range []error{
+		errors.New("restic did not restore saves/W/level.dat as snapshot 0123abcd has it; nothing was changed"),
+		errors.New("disk full: 5 MiB needed on /p, 1 MiB free"),
+	} {
+		var log bytes.Buffer
+		s := &session{opt: Options{UI: ui.NewPlain(&log)}}
+		r, err := s.notRestored(&StageError{e})
+		if err != nil || r.Action != ActionNotRestored {
+			t.Fatalf("%v: %+v, %v", e, r, err)
+		}
+		if n := strings.Count(r.Message, "nothing was changed"); n != 1 || !strings.HasSuffix(r.Message, "playing with the files on this computer") {
+			t.Errorf("message %q: says nothing was changed %d times", r.Message, n)
+		}
 	}
 }

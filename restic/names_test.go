@@ -76,3 +76,73 @@ func TestBackupEveryByteOfAName(t *testing.T) {
 		t.Fatalf("the error does not count the files: %v", err)
 	}
 }
+
+// TestIncludeNamesLiterally drives the real restic: a name holding
+// restic's pattern characters (* ? [ \ and a folder named **), given to
+// restore as LiteralPattern, restores that file and not the siblings the
+// name would match as a pattern.
+func TestIncludeNamesLiterally(t *testing.T) {
+	bin := testenv.Restic(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	pairs := [][2]string{ // a name, and a sibling it matches as a pattern
+		{"saves/W [1]/level.dat", "saves/W 1/level.dat"},
+		{"screenshots/[a-c]x.png", "screenshots/bx.png"},
+	}
+	if runtime.GOOS != "windows" {
+		pairs = append(pairs,
+			[2]string{"screenshots/[weird]*.png", "screenshots/wanything.png"},
+			[2]string{"screenshots/a?.png", "screenshots/ab.png"},
+			[2]string{`saves/back\slash/level.dat`, "saves/backslash/level.dat"},
+			[2]string{"saves/**/level.dat", "saves/any/level.dat"},
+		)
+	}
+	var all []string
+	for _, p := range pairs {
+		all = append(all, p[0], p[1])
+	}
+	for i, n := range all {
+		p := filepath.Join(src, filepath.FromSlash(n))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte{byte('a' + i)}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Client{Binary: bin, Repo: filepath.Join(dir, "repo"), Password: "pw", Dir: src, Timeout: 2 * time.Minute, Stall: 2 * time.Minute,
+		Environ: []string{"HOME=" + dir, "XDG_CACHE_HOME=" + filepath.Join(dir, "cache"), "PATH=" + os.Getenv("PATH")}}
+	ctx := context.Background()
+	if err := c.Init(ctx); err != nil {
+		t.Fatal(err)
+	}
+	listFile := filepath.Join(dir, "files-from.txt")
+	if err := os.WriteFile(listFile, []byte("saves\x00screenshots\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := c.Backup(ctx, BackupOptions{FilesFrom: listFile, Host: "h"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range pairs {
+		pat, ok := LiteralPattern(p[0])
+		if !ok {
+			t.Fatalf("%q: no literal pattern", p[0])
+		}
+		target := filepath.Join(dir, "out", string(rune('a'+i)))
+		if err := c.Restore(ctx, sum.SnapshotID, RestoreOptions{Target: target, Includes: []string{"/" + pat}}, nil); err != nil {
+			t.Fatalf("restore --include %q: %v", "/"+pat, err)
+		}
+		var got []string
+		filepath.WalkDir(target, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				rel, _ := filepath.Rel(target, path)
+				got = append(got, filepath.ToSlash(rel))
+			}
+			return nil
+		})
+		if len(got) != 1 || got[0] != p[0] {
+			t.Errorf("restore --include %q restored %q, want only %q", "/"+pat, got, p[0])
+		}
+	}
+}
