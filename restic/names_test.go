@@ -21,31 +21,17 @@ func TestBackupEveryByteOfAName(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("Windows file names cannot hold these characters")
 	}
-	bin := testenv.Restic(t)
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src")
 	names := []string{"saves/W/new\nline", "saves/W/cr\rname", "saves/W/tab\tname", "saves/W/bad\xff\xfe", "saves/\x80\n/level.dat", "options.txt"}
+	c, dir := newRepo(t, names)
 	var list strings.Builder
-	for i, n := range names {
-		p := filepath.Join(src, filepath.FromSlash(n))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte{byte('a' + i)}, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	for _, n := range names {
 		list.WriteString(n + "\x00")
 	}
 	listFile := filepath.Join(dir, "files-from.txt")
 	if err := os.WriteFile(listFile, []byte(list.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &Client{Binary: bin, Repo: filepath.Join(dir, "repo"), Password: "pw", Dir: src, Timeout: 2 * time.Minute, Stall: 2 * time.Minute,
-		Environ: []string{"HOME=" + dir, "XDG_CACHE_HOME=" + filepath.Join(dir, "cache"), "PATH=" + os.Getenv("PATH")}}
 	ctx := context.Background()
-	if err := c.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
 	sum, err := c.Backup(ctx, BackupOptions{FilesFrom: listFile, Host: "h", Files: len(names)}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -82,9 +68,6 @@ func TestBackupEveryByteOfAName(t *testing.T) {
 // restore as LiteralPattern, restores that file and not the siblings the
 // name would match as a pattern.
 func TestIncludeNamesLiterally(t *testing.T) {
-	bin := testenv.Restic(t)
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src")
 	pairs := [][2]string{ // a name, and a sibling it matches as a pattern
 		{"saves/W [1]/level.dat", "saves/W 1/level.dat"},
 		{"screenshots/[a-c]x.png", "screenshots/bx.png"},
@@ -101,21 +84,8 @@ func TestIncludeNamesLiterally(t *testing.T) {
 	for _, p := range pairs {
 		all = append(all, p[0], p[1])
 	}
-	for i, n := range all {
-		p := filepath.Join(src, filepath.FromSlash(n))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte{byte('a' + i)}, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := &Client{Binary: bin, Repo: filepath.Join(dir, "repo"), Password: "pw", Dir: src, Timeout: 2 * time.Minute, Stall: 2 * time.Minute,
-		Environ: []string{"HOME=" + dir, "XDG_CACHE_HOME=" + filepath.Join(dir, "cache"), "PATH=" + os.Getenv("PATH")}}
+	c, dir := newRepo(t, all)
 	ctx := context.Background()
-	if err := c.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
 	listFile := filepath.Join(dir, "files-from.txt")
 	if err := os.WriteFile(listFile, []byte("saves\x00screenshots\x00"), 0o600); err != nil {
 		t.Fatal(err)
@@ -145,4 +115,29 @@ func TestIncludeNamesLiterally(t *testing.T) {
 			t.Errorf("restore --include %q restored %q, want only %q", "/"+pat, got, p[0])
 		}
 	}
+}
+
+// newRepo writes names (slash-separated, each holding one byte of its
+// own) into a folder and returns a client of a new repository backing up
+// from there, with the folder that holds both.
+func newRepo(t *testing.T, names []string) (*Client, string) {
+	t.Helper()
+	bin := testenv.Restic(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	for i, n := range names {
+		p := filepath.Join(src, filepath.FromSlash(n))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte{byte('a' + i)}, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Client{Binary: bin, Repo: filepath.Join(dir, "repo"), Password: "pw", Dir: src, Timeout: 2 * time.Minute, Stall: 2 * time.Minute,
+		Environ: []string{"HOME=" + dir, "XDG_CACHE_HOME=" + filepath.Join(dir, "cache"), "PATH=" + os.Getenv("PATH")}}
+	if err := c.Init(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return c, dir
 }
