@@ -103,9 +103,6 @@ func TestUnreachableSaysWhy(t *testing.T) {
 	ctx := context.Background()
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer plain.Close()
-	closed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	closedURL := closed.URL
-	closed.Close()
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
@@ -113,6 +110,11 @@ func TestUnreachableSaysWhy(t *testing.T) {
 		}
 	}))
 	defer slow.Close()
+	// The closed port is freed last: a listener opened after it could be
+	// given the same port, and the "refused" case would reach that server.
+	closed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	closedURL := closed.URL
+	closed.Close()
 	for _, tt := range []struct {
 		name, url string
 		want      []string
@@ -124,7 +126,9 @@ func TestUnreachableSaysWhy(t *testing.T) {
 		{"timeout", slow.URL, []string{"did not answer within 200ms", "try again later"}, ""},
 	} {
 		s := Server{URL: tt.url, User: "alice", Password: "pw", Timeout: 200 * time.Millisecond}
-		if tt.name == "dns" {
+		if tt.name != "timeout" {
+			// Only the slow server should hit the bound: on a loaded
+			// machine 200ms can pass before a refusal is even read.
 			s.Timeout = 10 * time.Second
 		}
 		_, err := s.ListSnapshots(ctx, "inst")
