@@ -231,16 +231,13 @@ func TestDownloadSlowServerTimesOut(t *testing.T) {
 			o := downloadOptions(cache, host.URL, sum)
 			o.Timeout = 200 * time.Millisecond
 			// The outer deadline turns a missing timeout into a failure
-			// instead of a hung test run.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			// instead of a hung test run: Find then says "context
+			// deadline exceeded", not "timed out after 200ms".
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			start := time.Now()
 			_, err := Find(ctx, o)
 			if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), "timed out after 200ms") {
 				t.Fatalf("got %v, want a timeout error wrapping ErrMissing", err)
-			}
-			if d := time.Since(start); d > 10*time.Second {
-				t.Errorf("timeout took %s", d)
 			}
 			assertNothingExecutable(t, cache)
 		})

@@ -38,6 +38,8 @@ func TestTerminalBar(t *testing.T) {
 func TestTerminalNoBarForQuickOps(t *testing.T) {
 	var out strings.Builder
 	tm := NewTerminal(&out, false)
+	// Longer than any stall between the two calls on a loaded machine.
+	tm.Delay = time.Hour
 	tm.ProgressStart("pull")
 	tm.ProgressUpdate(Progress{Op: "pull", Percent: 100})
 	tm.ProgressDone()
