@@ -178,7 +178,12 @@ func (ts *testServer) mustClient(p player, inst string, args ...string) string {
 
 // local runs restic directly on the repository folder, as the server does.
 func (ts *testServer) local(password, user, inst string, args ...string) (string, error) {
-	cmd := exec.Command(ts.restic, append([]string{"--repo", filepath.Join(ts.data, "repos", user, inst)}, args...)...)
+	return ts.localRepo(password, filepath.Join(ts.data, "repos", user, inst), args...)
+}
+
+// localRepo runs restic directly on the repository folder repo.
+func (ts *testServer) localRepo(password, repo string, args ...string) (string, error) {
+	cmd := exec.Command(ts.restic, append([]string{"--repo", repo}, args...)...)
 	cmd.Env = append(cleanEnv(), "RESTIC_PASSWORD="+password, "RESTIC_CACHE_DIR="+filepath.Join(ts.data, "..", "local-cache"))
 	var out bytes.Buffer
 	cmd.Stdout = &out

@@ -61,14 +61,10 @@ func TestMainServes(t *testing.T) {
 		done <- MainContext(ctx, []string{"--data", data, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
 			"--restic-binary", restic, "--retention-interval", "0"}, &bytes.Buffer{}, &stderr)
 	}()
-	re := regexp.MustCompile(`public port on (\S+) \((\S+)\), admin port on (\S+)`)
-	var m []string
-	for deadline := time.Now().Add(10 * time.Second); m == nil; {
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-		m = re.FindStringSubmatch(stderr.String())
+	waitFor(t, &stderr, "public port on")
+	m := regexp.MustCompile(`public port on (\S+) \((\S+)\), admin port on (\S+)`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no addresses in the log:\n%s", stderr.String())
 	}
 	if want := "http://" + m[1]; m[2] != want {
 		t.Errorf("derived public url %s, want %s", m[2], want)

@@ -73,7 +73,13 @@ func TestRetentionRetagsKeptSnapshots(t *testing.T) {
 	hal := ts.createAccount("hal")
 	ts.mustClient(hal, "r1", "init")
 	src := t.TempDir()
+	// The last noon: c, d and e fall on one day whatever the time of the
+	// run (from now, the three minutes before midnight would put c and d
+	// on the day before, and keep-daily would keep d instead of b).
 	now := time.Now()
+	if now = time.Date(now.Year(), now.Month(), now.Day(), 12, 0, 0, 0, time.Local); now.After(time.Now()) {
+		now = now.AddDate(0, 0, -1)
+	}
 	backup := func(age time.Duration, content string, tags ...string) string {
 		t.Helper()
 		writeTree(t, src, map[string]string{"saves/w/level.dat": content})
