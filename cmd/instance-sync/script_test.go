@@ -119,7 +119,8 @@ func scriptParams(realRestic, dir string) testscript.Params {
 }
 
 // server 500 on|off: the rest-server answers every request with a 500.
-// server down: stop it.
+// server down: stop it, keeping its port (connections are refused; no
+// other test's server is given the port while the script runs).
 func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
 	srv := ts.Value("server").(*testserver.Server)
 	switch {
@@ -133,7 +134,7 @@ func cmdServer(ts *testscript.TestScript, neg bool, args []string) {
 			srv.SetHook(nil)
 		}
 	case len(args) == 1 && args[0] == "down":
-		ts.Check(srv.Close())
+		ts.Check(srv.Down())
 	default:
 		ts.Fatalf("usage: server 500 on|off | server down")
 	}

@@ -12,6 +12,8 @@ package testserver
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +29,7 @@ type Server struct {
 	DataDir string
 	srv     *http.Server
 	ln      net.Listener
+	held    io.Closer // Down's hold on the address, released by Close
 
 	mu       sync.Mutex
 	hook     func(w http.ResponseWriter, r *http.Request) bool
@@ -142,9 +145,19 @@ func (s *Server) SetHook(f func(w http.ResponseWriter, r *http.Request) bool) {
 // requests back must therefore let them go before Close.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	s.closed = true
+	was, held := s.closed, s.held
+	s.closed, s.held = true, nil
 	s.mu.Unlock()
+	if held != nil {
+		held.Close()
+	}
+	if was {
+		return nil
+	}
 	err := s.srv.Close()
+	// Serve may not have started, and http.Server.Close closes only the
+	// listeners Serve took: the port is free when Close returns.
+	s.ln.Close()
 	s.mu.Lock()
 	for s.busy > 0 {
 		s.idle.Wait()
@@ -154,4 +167,22 @@ func (s *Server) Close() error {
 		return nil
 	}
 	return err
+}
+
+// Down stops the server as Close does, and keeps its port taken until
+// Close: a socket bound to the address without listening, so connections
+// are refused, as by a server that is down, and no other server (another
+// test's, started on 127.0.0.1:0 meanwhile) can be given the port.
+func (s *Server) Down() error {
+	if err := s.Close(); err != nil {
+		return err
+	}
+	held, err := holdAddr(s.ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		return fmt.Errorf("keep the port of the stopped server: %w", err)
+	}
+	s.mu.Lock()
+	s.held = held
+	s.mu.Unlock()
+	return nil
 }
