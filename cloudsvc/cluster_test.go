@@ -27,6 +27,7 @@ import (
 
 	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
 	"git.timemachine.center/timemachine/instance-sync/internal/testpg"
+	"git.timemachine.center/timemachine/instance-sync/internal/testport"
 )
 
 // The load and failure test: a real PostgreSQL, two cloud-svc processes on
@@ -77,14 +78,18 @@ func goBuild(t *testing.T, pkg, name string) string {
 	return bin
 }
 
+// freeAddr is an address on 127.0.0.1 for a server the test starts, kept
+// from every other listener until the test ends (also while the test has
+// the server stopped): a port found free and closed could be given to
+// another test's server before ours binds it, or while ours is down.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, held, err := testport.Reserve()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Cleanup(func() { held.Close() })
+	return addr
 }
 
 // proc is a server process the test starts, kills and restarts.

@@ -21,6 +21,8 @@ import (
 
 	restserver "github.com/restic/rest-server"
 	"golang.org/x/crypto/bcrypt"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/testport"
 )
 
 // Server is a running rest-server.
@@ -177,7 +179,7 @@ func (s *Server) Down() error {
 	if err := s.Close(); err != nil {
 		return err
 	}
-	held, err := holdAddr(s.ln.Addr().(*net.TCPAddr))
+	held, err := testport.Hold(s.ln.Addr().String())
 	if err != nil {
 		return fmt.Errorf("keep the port of the stopped server: %w", err)
 	}
