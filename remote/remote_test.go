@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/testport"
 )
 
 func TestCheckURL(t *testing.T) {
@@ -110,11 +112,17 @@ func TestUnreachableSaysWhy(t *testing.T) {
 		}
 	}))
 	defer slow.Close()
-	// The closed port is freed last: a listener opened after it could be
-	// given the same port, and the "refused" case would reach that server.
+	// The closed server's port stays taken, not listening: a listener
+	// opened meanwhile (here or in another test) could be given a freed
+	// port, and the "refused" case would reach that server.
 	closed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	closedURL := closed.URL
 	closed.Close()
+	held, err := testport.Hold(strings.TrimPrefix(closedURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
 	for _, tt := range []struct {
 		name, url string
 		want      []string
