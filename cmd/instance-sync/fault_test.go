@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,7 +20,6 @@ import (
 
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
-	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
 	"git.timemachine.center/timemachine/instance-sync/scope"
 )
 
@@ -47,46 +47,15 @@ func TestKillAnywhere(t *testing.T) {
 		}
 		points = n
 	}
+	bin := buildBinary(t)
 	work := t.TempDir()
-	bin := filepath.Join(work, "instance-sync")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	srv, err := testserver.Start(filepath.Join(work, "server"), "", map[string]string{"alice": "alice-pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	token := filepath.Join(work, "token")
-	os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600)
-	env := append(os.Environ(), "INSTANCE_SYNC_RESTIC="+realRestic, "HOME="+work, "XDG_CACHE_HOME="+filepath.Join(work, "cache"), "XDG_CONFIG_HOME="+filepath.Join(work, "config"), "INST_MC_DIR=")
-
-	run := func(pack string, args ...string) (string, int) {
-		cmd := exec.Command(bin, append(args, "--pack-folder="+pack)...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), code
-	}
-	must := func(pack string, args ...string) string {
-		t.Helper()
-		out, code := run(pack, args...)
-		if code != 0 {
-			t.Fatalf("instance-sync %s in %s: exit %d\n%s", args[0], pack, code, out)
-		}
-		return out
-	}
+	srv, token := aliceServer(t, work)
+	// One computer: a and b share its home (token, keys, restic's cache).
+	pc := newComputer(t, bin, realRestic, filepath.Join(work, "home"))
+	must := pc.must
 	// killAfter starts the command and SIGKILLs it after d (if still running).
 	killAfter := func(d time.Duration, pack string, args ...string) bool {
-		cmd := exec.Command(bin, append(args, "--pack-folder="+pack)...)
-		cmd.Env = env
+		cmd := pc.command(pack, args...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -165,8 +134,8 @@ func TestKillAnywhere(t *testing.T) {
 		must(a, "push")
 		before := fileHashes(t, b)
 		want := fileHashes(t, a)
-		cmd := exec.Command(bin, "pull", "--pack-folder="+b)
-		cmd.Env = append(env, "INSTANCE_SYNC_TEST_KILL_AT="+point)
+		cmd := pc.command(b, "pull")
+		cmd.Env = append(slices.Clone(cmd.Env), "INSTANCE_SYNC_TEST_KILL_AT="+point)
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Fatalf("pull was not killed at %s: %v\n%s", point, err, out)

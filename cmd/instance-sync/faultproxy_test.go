@@ -20,7 +20,6 @@ import (
 
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
-	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
 )
 
 // faultProxy is a reverse proxy in front of the rest-server that counts
@@ -147,16 +146,8 @@ func TestServerFaults(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	work := t.TempDir()
-	srv, err := testserver.Start(filepath.Join(work, "server"), "", map[string]string{"alice": "alice-pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, token := aliceServer(t, work)
 	proxy := startFaultProxy(t, srv.URL)
-	token := filepath.Join(work, "token")
-	if err := os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// The runs against the failing server give up on a stall after 15 s,
 	// shorter than the hooks' 45 s to keep the test quick, and long enough
 	// that restic's start (key derivation, index) on a loaded machine is
@@ -359,16 +350,8 @@ func TestServerStallManyFiles(t *testing.T) {
 	realRestic := testenv.Restic(t)
 	bin := buildBinary(t)
 	work := t.TempDir()
-	srv, err := testserver.Start(filepath.Join(work, "server"), "", map[string]string{"alice": "alice-pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, token := aliceServer(t, work)
 	proxy := startFaultProxy(t, srv.URL)
-	token := filepath.Join(work, "token")
-	if err := os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	pcA := newComputer(t, bin, realRestic, filepath.Join(work, "homeA"))
 	pcB := newComputer(t, bin, realRestic, filepath.Join(work, "homeB"))
 	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")

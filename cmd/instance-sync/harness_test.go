@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
 )
 
 // The instance-sync binary, built once per test run for the tests that
@@ -86,4 +88,21 @@ func exitOf(t *testing.T, cmd *exec.Cmd) (string, int) {
 		t.Fatal(err)
 	}
 	return string(out), 0
+}
+
+// aliceServer starts the upstream rest-server over work/server with the
+// one user alice, stopped when the test ends, and writes her token to
+// work/token.
+func aliceServer(t *testing.T, work string) (srv *testserver.Server, token string) {
+	t.Helper()
+	srv, err := testserver.Start(filepath.Join(work, "server"), "", map[string]string{"alice": "alice-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	token = filepath.Join(work, "token")
+	if err := os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return srv, token
 }

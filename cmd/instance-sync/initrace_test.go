@@ -12,7 +12,6 @@ import (
 
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
-	"git.timemachine.center/timemachine/instance-sync/internal/testserver"
 )
 
 // TestConcurrentFirstPush: computers set up with one instance id before
@@ -37,15 +36,7 @@ func TestConcurrentFirstPush(t *testing.T) {
 	const clients = 3
 	bin := buildBinary(t)
 	work := t.TempDir()
-	srv, err := testserver.Start(filepath.Join(work, "server"), "", map[string]string{"alice": "alice-pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	token := filepath.Join(work, "token")
-	if err := os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	srv, token := aliceServer(t, work)
 	pcs := make([]*computer, clients)
 	for i := range pcs {
 		pcs[i] = newComputer(t, bin, realRestic, filepath.Join(work, fmt.Sprintf("home%d", i)))
@@ -167,15 +158,7 @@ func TestFirstPushIntoHalfCreatedRepository(t *testing.T) {
 	realRestic := testenv.Restic(t)
 	bin := buildBinary(t)
 	work := t.TempDir()
-	srv, err := testserver.Start(filepath.Join(work, "server"), "", map[string]string{"alice": "alice-pw"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	token := filepath.Join(work, "token")
-	if err := os.WriteFile(token, []byte("alice:alice-pw\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	srv, token := aliceServer(t, work)
 	pc := newComputer(t, bin, realRestic, filepath.Join(work, "home"))
 	pack := filepath.Join(work, "pack")
 	writeTestFile(t, pack, "saves/World/level.dat", "the world")
