@@ -93,7 +93,9 @@ func TestGUI(t *testing.T) {
 	defer hold.release()
 	srv.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 		if slow.Load() && r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/data/") {
-			hold.wait(r, 20*time.Second)
+			// Long enough that the push cannot end before the test
+			// presses Escape, however slowly its window comes up.
+			hold.wait(r, 5*time.Minute)
 		}
 		return false
 	})
@@ -249,6 +251,8 @@ func TestGUI(t *testing.T) {
 			write(t, filepath.Join(a, "saves", "World", "region", fmt.Sprintf("r.%d.0.mca", i)), string(data))
 		}
 		slow.Store(true)
+		// Also when the subtest fails: the next ones' uploads go through.
+		t.Cleanup(func() { slow.Store(false); hold.release() })
 		p := g.start("push", "--pack-folder="+a)
 		g.window("saving your game")
 		time.Sleep(1000 * time.Millisecond) // let restic report some progress
@@ -468,7 +472,7 @@ func (g *gui) window(title string) {
 	// loaded machine (the race detector) later than usual, and keys typed
 	// before the focus holds are lost. Focus until it sticks.
 	time.Sleep(700 * time.Millisecond)
-	for range 20 {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
 		if _, err := g.xdotool("windowfocus", "--sync", g.win); err != nil {
 			g.t.Fatalf("focus %q: %v", title, err)
 		}
