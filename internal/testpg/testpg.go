@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,6 +24,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"git.timemachine.center/timemachine/instance-sync/internal/testport"
 )
 
 // Server is one running PostgreSQL.
@@ -32,7 +35,8 @@ type Server struct {
 	User     string
 	Password string // for TCP connections; pass it outside the URL
 	bin      string
-	runAs    []string // prefix that runs a command as the unprivileged owner
+	runAs    []string  // prefix that runs a command as the unprivileged owner
+	held     io.Closer // keeps Port from other listeners (testport.Reserve)
 	dbs      atomic.Int64
 }
 
@@ -154,11 +158,17 @@ func Start(bin string) (*Server, error) {
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
 	os.Remove(pwfile)
-	port, err := freePort()
+	// A port reserved, not found free and closed: another test's server
+	// could be given a closed port before PostgreSQL binds it (PostgreSQL
+	// listens with address reuse, beside the reservation).
+	addr, held, err := testport.Reserve()
 	if err != nil {
 		s.Stop()
 		return nil, err
 	}
+	s.held = held
+	_, portText, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portText)
 	s.Port = port
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
 	if out, err := s.run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-o", opts, "-w", "-t", "60", "start"); err != nil {
@@ -177,20 +187,15 @@ func (s *Server) run(tool string, args ...string) ([]byte, error) {
 	return cmd.CombinedOutput()
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Stop shuts the server down and removes its directory.
 func (s *Server) Stop() {
 	if s.Port != 0 {
 		s.run("pg_ctl", "-D", filepath.Join(s.Dir, "data"), "-m", "immediate", "-w", "stop")
 		s.Port = 0
+	}
+	if s.held != nil {
+		s.held.Close()
+		s.held = nil
 	}
 	if s.Dir != "" {
 		os.RemoveAll(s.Dir)
