@@ -216,8 +216,9 @@ func cmdLockWorld(ts *testscript.TestScript, neg bool, args []string) {
 
 // watching [-wait] PACK: a change watcher answers for PACK, and found its
 // files clean. With -wait, one that is still walking is waited for (up
-// to 30 s, for a loaded machine) until it answers or ends. It never ends
-// the watcher.
+// to 2 minutes, for a loaded machine) until it answers or ends. It never
+// ends the watcher. A watcher is given 30 s to answer: a slow answer is
+// not taken for no watcher.
 func cmdWatching(ts *testscript.TestScript, neg bool, args []string) {
 	wait := len(args) == 2 && args[0] == "-wait"
 	if wait {
@@ -227,9 +228,9 @@ func cmdWatching(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: watching [-wait] PACK")
 	}
 	pack := ts.MkAbs(args[0])
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		_, err := watch.Query(pack, watch.Ping, 5*time.Second)
+		_, err := watch.Query(pack, watch.Ping, 30*time.Second)
 		if err == nil || !wait || len(watch.Pids(pack)) == 0 || time.Now().After(deadline) {
 			if neg && err == nil {
 				ts.Fatalf("a change watcher answers for %s", pack)
@@ -243,14 +244,14 @@ func cmdWatching(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// watchergone PACK: wait (up to 30 s) until no change watcher process runs
-// for PACK.
+// watchergone PACK: wait (up to 2 minutes) until no change watcher process
+// runs for PACK.
 func cmdWatcherGone(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: watchergone PACK")
 	}
 	pack := ts.MkAbs(args[0])
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for len(watch.Pids(pack)) > 0 {
 		if time.Now().After(deadline) {
 			ts.Fatalf("a change watcher still runs for %s: %v", pack, watch.Pids(pack))
