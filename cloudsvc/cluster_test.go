@@ -397,14 +397,15 @@ func lastLine(s string) string {
 }
 
 // lister does raw no-op listings (what a pull asks first) as fast as it
-// can, and now and then asks for another player's repository with its own
-// credentials, which must be refused.
+// can, and first and then now and then asks for another player's
+// repository with its own credentials, which must be refused (first: a
+// loaded machine may leave time for few listings).
 func (r *loadRun) lister(ctx context.Context, id int, st func() *loadStats) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}, Timeout: 30 * time.Second}
 	for n := 0; ctx.Err() == nil; n++ {
 		p := r.players[(id+n)%len(r.players)]
 		target := p
-		if n%50 == 49 && len(r.players) > 1 {
+		if n%50 == 0 && len(r.players) > 1 {
 			target = r.players[(id+n+1)%len(r.players)]
 		}
 		req, _ := http.NewRequestWithContext(ctx, "GET", r.tgt.url+"/"+target.user+"/"+target.instance+"/snapshots/", nil)
