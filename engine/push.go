@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"git.timemachine.center/timemachine/instance-sync/history"
 	"git.timemachine.center/timemachine/instance-sync/instance"
@@ -55,67 +56,35 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if len(s.state.Unportable) > 0 {
 		u.Warn("not synced on this computer: " + strings.Join(s.state.Unportable, ", ") + " (names this computer's system cannot hold; rename them on the computer that made them)")
 	}
-	// restic runs next: what it needs from the server comes in while the
-	// listing does.
-	s.prefetchRestic(ctx)
-	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
-	if errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrServer) {
-		return Result{}, fmt.Errorf("%w; your progress is safe on this computer and the next pull or push uploads it", err)
-	}
-	if err != nil {
-		return Result{}, err
-	}
-	rc, err := s.resticClient(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	if s.state.PendingPush != "" && listing.Exists {
-		// The last push was killed: if restic saved its snapshot, that
-		// snapshot is ours and becomes this push's base.
-		if _, err := s.graph(ctx, listing); err != nil {
-			return Result{}, err
-		}
-	}
-	if listing.Exists && len(listing.Snapshots) == 0 {
-		// restic init creates the folders a key derivation before it
-		// writes the key and config (another computer creating it now, or
-		// an init that was killed): without a config it is created here,
-		// and an init that loses the race uses the one that won.
-		exists, err := s.hasConfig(ctx)
-		if err != nil {
-			return Result{}, err
-		}
-		listing.Exists = exists
-	}
-	if !listing.Exists {
-		u.Info("creating the cloud repository for this instance")
-		if err := s.initRepository(ctx, rc); err != nil {
-			return Result{}, err
-		}
-	}
-	bases := []string{}
-	if s.state.Last != "" {
-		bases = append(bases, s.state.Last)
-	}
-	for _, sk := range s.state.Skipped {
-		bases = appendUnique(bases, sk)
-	}
-	// The heads a pull merged: the push carries their changes too.
-	for _, m := range s.state.Merged {
-		bases = appendUnique(bases, m)
-	}
 	// The manifest is encoded and written while restic runs (restic
 	// leaves a core idle for most of a push); afterwards recording the
-	// sync is a rename.
+	// sync is a rename. What changed here since the last sync, for the
+	// message, is read then too: before the new manifest replaces the
+	// old one.
 	staged := make(chan *instance.StagedManifest, 1)
-	stage := func() {
-		sm, err := s.paths.StageFiles(cur)
-		if err != nil {
-			sm = nil // SaveState encodes and writes it then
-		}
-		staged <- sm
+	var changes changeCounts
+	var stageOnce, changesOnce sync.Once
+	countChanges := func() { changes = s.changesSinceSync(cur) }
+	alongside := func() {
+		// Once: a push that starts restic again (startEarly) has it.
+		stageOnce.Do(func() {
+			sm, err := s.paths.StageFiles(cur)
+			if err != nil {
+				sm = nil // SaveState encodes and writes it then
+			}
+			staged <- sm
+		})
+		changesOnce.Do(countChanges)
 	}
-	sum, err := s.backup(ctx, history.KindPush, bases, parentIn(listing, s.state.Last), cur, facts, stage)
+	var sum restic.BackupSummary
+	var early *earlyRun
+	if rc := s.startEarly(ctx); rc != nil {
+		early = s.backupEarly(ctx, rc, cur, facts, alongside)
+		sum, err = early.sum, early.err
+	}
+	if early == nil || early.fallBack {
+		sum, err = s.backupInOrder(ctx, early, cur, facts, alongside)
+	}
 	id := sum.SnapshotID
 	var sm *instance.StagedManifest
 	select {
@@ -127,9 +96,7 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		sm.Discard()
 		return Result{}, err
 	}
-	// What changed here since the last sync, for the message: read before
-	// the new manifest replaces the old one.
-	changes := s.changesSinceSync(cur)
+	changesOnce.Do(countChanges)
 	switch {
 	case partial:
 		sm.Discard()
@@ -145,6 +112,11 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	if err := s.save(); err != nil {
 		return Result{}, err
 	}
+	if early != nil && !early.fallBack {
+		// restic opened the repository without waiting for the key list:
+		// a key the list no longer has is chosen again for the next run.
+		early.chooseKeyAfter(ctx, s)
+	}
 	if partial {
 		return Result{}, fmt.Errorf("%w; snapshot %s is incomplete and the next push tries again", err, short(id))
 	}
@@ -159,6 +131,84 @@ func (s *session) push(ctx context.Context) (Result, error) {
 type changeCounts struct {
 	changed, deleted int
 	known            bool
+}
+
+// backupInOrder is the push's backup with every check before restic
+// starts: the listing (does the repository exist, is the parent still
+// there), a push that was killed, the key and the stale locks. early, if
+// not nil, is a run of restic that started before the checks and failed
+// for a reason they explain; its listing and key list are used.
+func (s *session) backupInOrder(ctx context.Context, early *earlyRun, cur *scope.Files, facts scope.Facts, alongside func()) (restic.BackupSummary, error) {
+	u := s.opt.UI
+	var listing remote.Listing
+	if early != nil {
+		listing = early.listing
+		if err := s.settle(ctx, early.rc, early.ahead); err != nil {
+			return restic.BackupSummary{}, err
+		}
+	} else {
+		// restic runs next: what it needs from the server comes in while
+		// the listing does.
+		s.prefetchRestic(ctx)
+		var err error
+		if listing, err = s.server.ListSnapshots(ctx, s.cfg.InstanceID); err != nil {
+			return restic.BackupSummary{}, listingError(err)
+		}
+	}
+	rc, err := s.resticClient(ctx)
+	if err != nil {
+		return restic.BackupSummary{}, err
+	}
+	if s.state.PendingPush != "" && listing.Exists {
+		// The last push was killed: if restic saved its snapshot, that
+		// snapshot is ours and becomes this push's base.
+		if _, err := s.graph(ctx, listing); err != nil {
+			return restic.BackupSummary{}, err
+		}
+	}
+	if listing.Exists && len(listing.Snapshots) == 0 {
+		// restic init creates the folders a key derivation before it
+		// writes the key and config (another computer creating it now, or
+		// an init that was killed): without a config it is created here,
+		// and an init that loses the race uses the one that won.
+		exists, err := s.hasConfig(ctx)
+		if err != nil {
+			return restic.BackupSummary{}, err
+		}
+		listing.Exists = exists
+	}
+	if !listing.Exists {
+		u.Info("creating the cloud repository for this instance")
+		if err := s.initRepository(ctx, rc); err != nil {
+			return restic.BackupSummary{}, err
+		}
+	}
+	return s.backup(ctx, history.KindPush, s.pushBases(), parentIn(listing, s.state.Last), cur, facts, alongside)
+}
+
+// pushBases are the snapshots a push's snapshot descends from: the last
+// sync, the heads the player chose to keep this computer's files over,
+// and the heads a pull merged (the push carries their changes too).
+func (s *session) pushBases() []string {
+	bases := []string{}
+	if s.state.Last != "" {
+		bases = append(bases, s.state.Last)
+	}
+	for _, sk := range s.state.Skipped {
+		bases = appendUnique(bases, sk)
+	}
+	for _, m := range s.state.Merged {
+		bases = appendUnique(bases, m)
+	}
+	return bases
+}
+
+// listingError is a failed listing as a push says it.
+func listingError(err error) error {
+	if errors.Is(err, remote.ErrUnreachable) || errors.Is(err, remote.ErrServer) {
+		return fmt.Errorf("%w; your progress is safe on this computer and the next pull or push uploads it", err)
+	}
+	return err
 }
 
 func (s *session) changesSinceSync(cur *scope.Files) changeCounts {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/instance"
 	"git.timemachine.center/timemachine/instance-sync/internal/testenv"
@@ -131,5 +132,100 @@ func TestChangedPullRequestsBeforeRestic(t *testing.T) {
 	// request each, where reading level by level took one per level.
 	if n := count(func(r string) bool { return strings.Contains(r, "/data/") }); n > 3 {
 		t.Errorf("%d requests for trees before restic, want at most 3 (one per data file):\n%s", n, strings.Join(ours, "\n"))
+	}
+}
+
+// TestPushStartsResticBeforeTheChecks: an incremental push from a computer
+// that synced before starts restic right after the walk; the listing, the
+// key list and the lock check are made while restic derives its key (about
+// half a second), not before it starts. Every request that reaches the
+// server before restic's first one (HEAD config) is held until restic's
+// arrives: with the checks first, restic would never come, and the held
+// requests are let go after a long wait.
+func TestPushStartsResticBeforeTheChecks(t *testing.T) {
+	bin := testenv.Restic(t)
+	srv, err := testserver.Start(t.TempDir(), "", map[string]string{"alice": "alice-secret-pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var log bytes.Buffer
+	pack := t.TempDir()
+	opt := Options{
+		PackFolder: pack, ResticBinary: bin, NoDownload: true, Hostname: "a",
+		UI: ui.NewPlain(&log), Stderr: &log, Getenv: func(string) string { return "" },
+		UserDirs:    instance.UserDirs{Config: t.TempDir(), Cache: t.TempDir()},
+		HTTPTimeout: 2 * time.Minute,
+	}
+	level := filepath.Join(pack, "saves", "W", "level.dat")
+	if err := os.MkdirAll(filepath.Dir(level), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, data := range []string{"v1", "v2", "v3"} {
+		if err := os.WriteFile(level, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if _, err := Init(ctx, InitOptions{Options: opt, URL: srv.URL, Token: instance.Token{User: "alice", Password: "alice-secret-pw"}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i < 2 {
+			if r, err := Push(ctx, opt); err != nil || r.Action != ActionPushed {
+				t.Fatalf("push %d: %+v, %v\n%s", i, r, err, log.String())
+			}
+		}
+	}
+
+	resticCame := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	var held []string
+	released := 0 // held requests let go by restic's first request
+	srv.SetHook(func(_ http.ResponseWriter, r *http.Request) bool {
+		if r.UserAgent() != "instance-sync" { // restic's
+			once.Do(func() { close(resticCame) })
+			return false
+		}
+		select {
+		case <-resticCame:
+			return false // after restic's start
+		default:
+		}
+		mu.Lock()
+		held = append(held, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		select {
+		case <-resticCame:
+			mu.Lock()
+			released++
+			mu.Unlock()
+		case <-time.After(30 * time.Second):
+		}
+		return false
+	})
+	r, err := Push(ctx, opt)
+	srv.SetHook(nil)
+	if err != nil || r.Action != ActionPushed {
+		t.Fatalf("push: %+v, %v\n%s", r, err, log.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]bool{"snapshots/": false, "keys/": false, "locks/": false}
+	for _, h := range held {
+		for w := range want {
+			if strings.HasSuffix(h, "/"+w) {
+				want[w] = true
+			}
+		}
+	}
+	for w, seen := range want {
+		if !seen {
+			t.Errorf("the push did not list %s before restic started; requests before restic:\n%s", w, strings.Join(held, "\n"))
+		}
+	}
+	if released != len(held) {
+		t.Errorf("restic started only after %d of the push's %d requests before it were answered (it waited for them):\n%s", len(held)-released, len(held), strings.Join(held, "\n"))
 	}
 }

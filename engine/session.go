@@ -461,13 +461,30 @@ func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
 	if s.restic != nil {
 		return s.restic, nil
 	}
+	rc, err := s.newRestic(ctx, s.opt.NoDownload)
+	if err != nil {
+		return nil, err
+	}
+	s.prefetchRestic(ctx)
+	a := s.ahead
+	s.ahead = nil
+	<-a.done
+	if err := s.settle(ctx, rc, a); err != nil {
+		return nil, err
+	}
+	return s.restic, nil
+}
+
+// newRestic finds restic and makes a client for the instance's
+// repository, with no key chosen yet.
+func (s *session) newRestic(ctx context.Context, noDownload bool) (*restic.Client, error) {
 	found, err := resticbin.Find(ctx, resticbin.Options{
-		Flag: s.opt.ResticBinary, PackFolder: s.opt.PackFolder, NoDownload: s.opt.NoDownload, Getenv: s.opt.Getenv,
+		Flag: s.opt.ResticBinary, PackFolder: s.opt.PackFolder, NoDownload: noDownload, Getenv: s.opt.Getenv,
 	})
 	if err != nil {
 		return nil, err
 	}
-	rc := &restic.Client{
+	return &restic.Client{
 		Binary:       found.Path,
 		Repo:         s.server.RepoURL(s.cfg.InstanceID),
 		Password:     s.token.Password,
@@ -477,16 +494,18 @@ func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
 		Stderr:       s.opt.Stderr,
 		Timeout:      s.opt.ResticTimeout,
 		Stall:        s.opt.ResticStall,
-	}
-	s.prefetchRestic(ctx)
-	a := s.ahead
-	s.ahead = nil
-	<-a.done
+	}, nil
+}
+
+// settle makes rc the session's restic with what the server said (a):
+// the key it must use (chooseKeyFrom), and the stale locks a killed run
+// left, removed before rc runs.
+func (s *session) settle(ctx context.Context, rc *restic.Client, a *resticAhead) error {
 	if a.keysErr != nil {
-		return nil, a.keysErr
+		return a.keysErr
 	}
 	if err := s.chooseKeyFrom(ctx, rc, a.keys, false); err != nil {
-		return nil, err
+		return err
 	}
 	s.restic = rc
 	if s.state.UnlockPending || a.locks {
@@ -495,7 +514,7 @@ func (s *session) resticClient(ctx context.Context) (*restic.Client, error) {
 		rc.LeftLock = true
 		s.unlockLeft()
 	}
-	return s.restic, nil
+	return nil
 }
 
 // unlockBound bounds a "restic unlock" after a failure: the server may
@@ -582,40 +601,24 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 	if err != nil {
 		return restic.BackupSummary{}, err
 	}
-	// restic gets the scope's folders and exclude patterns when its own
-	// filtering picks exactly the walked files (it walks folders faster than
-	// it takes a list of thousands of files); otherwise the exact file list.
-	targets, excludes, folders := s.scope.ResticFilterPaths(cur.Paths(), facts)
-	if !folders {
-		targets, excludes = nil, nil
-	}
-	// NUL-separated (--files-from-raw): a name may hold a newline, a
-	// carriage return or bytes that are not UTF-8, never a NUL. restic's
-	// inputs are written again before every backup and read only by it:
-	// no fsync (a crash can only lose a file the next push rewrites).
-	err = writeFileList(s.paths.FilesFrom(), func(yield func(string) bool) {
-		if folders {
-			for _, p := range targets {
-				if !yield(p) {
-					return
-				}
-			}
-			return
-		}
-		cur.Paths()(yield)
-	})
-	if err != nil {
-		return restic.BackupSummary{}, err
-	}
-	if err := os.WriteFile(s.paths.ExcludeFrom(), []byte(strings.Join(excludes, "\n")+"\n"), 0o600); err != nil {
-		return restic.BackupSummary{}, err
-	}
+	// A push's attempt is on disk before restic starts (a push killed
+	// after restic saved its snapshot finds it by this id): the fsync runs
+	// while restic's inputs are written, and restic starts only once it is
+	// done. Nothing else touches the state meanwhile.
 	attempt := newAttempt()
+	saved := make(chan error, 1)
 	if kind == history.KindPush {
 		s.state.PendingPush = attempt
-		if err := s.save(); err != nil {
-			return restic.BackupSummary{}, err
-		}
+		go func() { saved <- s.save() }()
+	} else {
+		saved <- nil
+	}
+	err = s.writeResticInputs(cur, facts)
+	if serr := <-saved; err == nil {
+		err = serr
+	}
+	if err != nil {
+		return restic.BackupSummary{}, err
 	}
 	rec := s.scopeRecord()
 	tags := append(history.Tags(kind, bases, s.label(), attempt), history.ScopeTag(rec))
@@ -671,6 +674,37 @@ func (s *session) backup(ctx context.Context, kind string, bases []string, paren
 		s.state.PendingPush = ""
 	}
 	return sum, err
+}
+
+// writeResticInputs writes restic backup's file list and exclude file for
+// cur and facts, a walk of the scope.
+func (s *session) writeResticInputs(cur *scope.Files, facts scope.Facts) error {
+	// restic gets the scope's folders and exclude patterns when its own
+	// filtering picks exactly the walked files (it walks folders faster than
+	// it takes a list of thousands of files); otherwise the exact file list.
+	targets, excludes, folders := s.scope.ResticFilterPaths(cur.Paths(), facts)
+	if !folders {
+		targets, excludes = nil, nil
+	}
+	// NUL-separated (--files-from-raw): a name may hold a newline, a
+	// carriage return or bytes that are not UTF-8, never a NUL. restic's
+	// inputs are written again before every backup and read only by it:
+	// no fsync (a crash can only lose a file the next push rewrites).
+	err := writeFileList(s.paths.FilesFrom(), func(yield func(string) bool) {
+		if folders {
+			for _, p := range targets {
+				if !yield(p) {
+					return
+				}
+			}
+			return
+		}
+		cur.Paths()(yield)
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(s.paths.ExcludeFrom(), []byte(strings.Join(excludes, "\n")+"\n"), 0o600)
 }
 
 // safety snapshots the local files (cur and facts, a walk of the scope)
