@@ -195,10 +195,11 @@ func (c *command) options() (engine.Options, error) {
 		Stderr:        env.Stderr,
 		Getenv:        env.Getenv,
 		// The name recorded with snapshots; the OS hostname by default.
-		Hostname:     env.Getenv("INSTANCE_SYNC_HOSTNAME"),
-		StartWatcher: c.watcher(env),
-		NoWatcher:    env.Getenv("INSTANCE_SYNC_WATCH") == "0",
-		Fault:        killAt(env.Getenv("INSTANCE_SYNC_TEST_KILL_AT")),
+		Hostname:      env.Getenv("INSTANCE_SYNC_HOSTNAME"),
+		StartWatcher:  c.watcher(env),
+		NoWatcher:     env.Getenv("INSTANCE_SYNC_WATCH") == "0",
+		ResticRestore: env.Getenv("INSTANCE_SYNC_DIRECT") == "0",
+		Fault:         killAt(env.Getenv("INSTANCE_SYNC_TEST_KILL_AT")),
 	}, nil
 }
 

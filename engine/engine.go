@@ -58,6 +58,9 @@ type Options struct {
 	// NoWatcher: the push never asks a change watcher, even one that is
 	// running; it checks every file (INSTANCE_SYNC_WATCH=0).
 	NoWatcher bool
+	// ResticRestore: every restore runs restic, even one of a few small
+	// files that the pull would download itself (INSTANCE_SYNC_DIRECT=0).
+	ResticRestore bool
 
 	// Fault, when set, is called at the named points of a restore
 	// ("seeded", "restored", "staged", "moved:N" after the Nth file is in place):

@@ -17,19 +17,26 @@ import (
 	"git.timemachine.center/timemachine/instance-sync/ui"
 )
 
-// TestChangedPullRequestsBeforeRestic: through a network every request of
-// ours before restic starts is a round trip the player waits for. A
-// changed pull reads the new snapshot's file once (its metadata and its
-// trees come from the same download), the key list and the lock check
-// once, and a snapshot's trees, five levels deep, in one request per data
-// file that holds them, not one per level.
-func TestChangedPullRequestsBeforeRestic(t *testing.T) {
+// twoSynced is two computers synced through a server: a, whose master key
+// is cached after one round (as every pull after the first finds it), and
+// b, which pushes.
+type twoSynced struct {
+	srv          *testserver.Server
+	cfg          instance.Config
+	a, b         string
+	optA, optB   Options
+	log          *bytes.Buffer
+	instanceRepo string // the repository's folder on the server
+}
+
+func newTwoSynced(t *testing.T) *twoSynced {
+	t.Helper()
 	bin := testenv.Restic(t)
 	srv, err := testserver.Start(t.TempDir(), "", map[string]string{"alice": "alice-secret-pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
 	var log bytes.Buffer
 	computer := func(host string) (string, Options) {
 		pack := t.TempDir()
@@ -39,54 +46,75 @@ func TestChangedPullRequestsBeforeRestic(t *testing.T) {
 			UserDirs: instance.UserDirs{Config: t.TempDir(), Cache: t.TempDir()},
 		}
 	}
-	write := func(pack, rel, data string) {
-		t.Helper()
-		name := filepath.Join(pack, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	ctx := context.Background()
 	tok := instance.Token{User: "alice", Password: "alice-secret-pw"}
-	a, optA := computer("a")
+	w := &twoSynced{srv: srv, log: &log}
+	w.a, w.optA = computer("a")
 	for _, f := range []string{"saves/W/level.dat", "saves/W/region/r.0.0.mca", "saves/W/DIM-1/region/r.0.0.mca", "saves/W/playerdata/p.dat", "options.txt"} {
-		write(a, f, "v1 "+f)
+		w.write(t, w.a, f, "v1 "+f)
 	}
-	cfg, err := Init(ctx, InitOptions{Options: optA, URL: srv.URL, Token: tok})
+	cfg, err := Init(ctx, InitOptions{Options: w.optA, URL: srv.URL, Token: tok})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := Push(ctx, optA); err != nil || r.Action != ActionPushed {
-		t.Fatalf("push a: %+v, %v\n%s", r, err, log.String())
-	}
-	b, optB := computer("b")
-	if _, err := Init(ctx, InitOptions{Options: optB, URL: srv.URL, Token: tok, Join: cfg.InstanceID}); err != nil {
+	w.cfg = cfg
+	w.instanceRepo = filepath.Join(srv.DataDir, "alice", cfg.InstanceID)
+	w.push(t, w.optA)
+	w.b, w.optB = computer("b")
+	if _, err := Init(ctx, InitOptions{Options: w.optB, URL: srv.URL, Token: tok, Join: cfg.InstanceID}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Pull(ctx, optB); err != nil {
+	if _, err := Pull(ctx, w.optB); err != nil {
 		t.Fatalf("pull b: %v\n%s", err, log.String())
 	}
 	// One round first: a's pull caches the repository's master key (it
 	// asks restic once), as every pull after it finds it.
-	write(b, "saves/W/DIM-1/region/r.0.0.mca", "v1.5")
-	if r, err := Push(ctx, optB); err != nil || r.Action != ActionPushed {
-		t.Fatalf("push b: %+v, %v\n%s", r, err, log.String())
-	}
-	if _, err := Pull(ctx, optA); err != nil {
+	w.write(t, w.b, "saves/W/DIM-1/region/r.0.0.mca", "v1.5")
+	w.push(t, w.optB)
+	if _, err := Pull(ctx, w.optA); err != nil {
 		t.Fatalf("pull a: %v\n%s", err, log.String())
 	}
-	write(b, "saves/W/DIM-1/region/r.0.0.mca", "v2")
-	pushed, err := Push(ctx, optB)
-	if err != nil || pushed.Action != ActionPushed {
-		t.Fatalf("push b: %+v, %v\n%s", pushed, err, log.String())
+	return w
+}
+
+func (w *twoSynced) write(t *testing.T, pack, rel, data string) {
+	t.Helper()
+	name := filepath.Join(pack, filepath.FromSlash(rel))
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		t.Fatal(err)
 	}
+	if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *twoSynced) push(t *testing.T, opt Options) Result {
+	t.Helper()
+	r, err := Push(context.Background(), opt)
+	if err != nil || r.Action != ActionPushed {
+		t.Fatalf("push %s: %+v, %v\n%s", opt.Hostname, r, err, w.log.String())
+	}
+	return r
+}
+
+// TestChangedPullRequestsBeforeRestic: through a network every request of
+// ours before restic starts is a round trip the player waits for. A
+// changed pull reads the new snapshot's file once (its metadata and its
+// trees come from the same download), the key list and the lock check
+// once, and a snapshot's trees, five levels deep, in one request per data
+// file that holds them, not one per level. (Every restore runs restic
+// here: a small one is otherwise downloaded without it.)
+func TestChangedPullRequestsBeforeRestic(t *testing.T) {
+	w := newTwoSynced(t)
+	ctx := context.Background()
+	cfg, a, optA, log := w.cfg, w.a, w.optA, w.log
+	optA.ResticRestore = true
+	w.write(t, w.b, "saves/W/DIM-1/region/r.0.0.mca", "v2")
+	pushed := w.push(t, w.optB)
 
 	var mu sync.Mutex
 	var reqs []string
-	srv.SetHook(func(_ http.ResponseWriter, r *http.Request) bool {
+	w.srv.SetHook(func(_ http.ResponseWriter, r *http.Request) bool {
 		mu.Lock()
 		reqs = append(reqs, r.Method+" "+r.URL.Path)
 		mu.Unlock()
@@ -95,7 +123,7 @@ func TestChangedPullRequestsBeforeRestic(t *testing.T) {
 	if r, err := Pull(ctx, optA); err != nil || r.Snapshot != pushed.Snapshot {
 		t.Fatalf("pull a: %+v, %v\n%s", r, err, log.String())
 	}
-	srv.SetHook(nil)
+	w.srv.SetHook(nil)
 	if got, _ := os.ReadFile(filepath.Join(a, "saves", "W", "DIM-1", "region", "r.0.0.mca")); string(got) != "v2" {
 		t.Fatalf("the pull did not bring b's change: %q", got)
 	}

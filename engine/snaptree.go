@@ -94,12 +94,17 @@ func (s *session) underOrAbove(p string) bool {
 	return false
 }
 
-// treesAhead is the tree index being read ahead of the restore.
+// blobIndex is where each blob of the repository lies, by blob id.
+type blobIndex struct {
+	trees, data map[string]repofile.BlobLocation
+}
+
+// treesAhead is the index being read ahead of the restore.
 type treesAhead struct {
-	done  chan struct{}
-	key   repofile.Key
-	trees map[string]repofile.BlobLocation
-	err   error
+	done chan struct{}
+	key  repofile.Key
+	idx  blobIndex
+	err  error
 }
 
 // prefetchTrees starts reading the repository's index, when the master
@@ -117,54 +122,60 @@ func (s *session) prefetchTrees(ctx context.Context) {
 	s.treesAhead = a
 	go func() {
 		defer close(a.done)
-		a.trees, a.err = s.readTreeIndex(ctx, key)
+		a.idx, a.err = s.readIndex(ctx, key)
 	}()
 }
 
-// treeIndex returns where each tree blob lies: what prefetchTrees read
-// with the same key (or why it could not: a server that failed it would
-// only be waited for again), else every index file read now.
+// treeIndex returns where each tree blob lies.
 func (s *session) treeIndex(ctx context.Context, key repofile.Key) (map[string]repofile.BlobLocation, error) {
+	idx, err := s.index(ctx, key)
+	return idx.trees, err
+}
+
+// index returns the repository's index: what prefetchTrees read with the
+// same key (or why it could not: a server that failed it would only be
+// waited for again), else every index file read now.
+func (s *session) index(ctx context.Context, key repofile.Key) (blobIndex, error) {
 	if a := s.treesAhead; a != nil {
 		<-a.done
 		if a.key == key {
-			return a.trees, a.err
+			return a.idx, a.err
 		}
 		s.treesAhead = nil
 	}
-	trees, err := s.readTreeIndex(ctx, key)
+	idx, err := s.readIndex(ctx, key)
 	if err == nil {
 		// Kept for the session: a merge reads several snapshots' trees,
 		// and the index only grows while the session runs.
 		done := make(chan struct{})
 		close(done)
-		s.treesAhead = &treesAhead{done: done, key: key, trees: trees}
+		s.treesAhead = &treesAhead{done: done, key: key, idx: idx}
 	}
-	return trees, err
+	return idx, err
 }
 
-// readTreeIndex reads every index file and returns where each tree blob
-// lies.
-func (s *session) readTreeIndex(ctx context.Context, key repofile.Key) (map[string]repofile.BlobLocation, error) {
+// readIndex reads every index file and returns where each blob lies.
+func (s *session) readIndex(ctx context.Context, key repofile.Key) (blobIndex, error) {
 	names, err := s.server.ListFiles(ctx, s.cfg.InstanceID, "index")
 	if err != nil {
-		return nil, err
+		return blobIndex{}, err
 	}
-	parts := make([]map[string]repofile.BlobLocation, len(names))
+	parts := make([]blobIndex, len(names))
 	err = parallel(ctx, len(names), func(ctx context.Context, i int) error {
 		file, err := s.server.ReadFile(ctx, s.cfg.InstanceID, "index", names[i], 0, 0)
 		if err != nil {
 			return err
 		}
-		parts[i], err = key.Index(names[i], file)
+		parts[i].trees, parts[i].data, err = key.Index(names[i], file)
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return blobIndex{}, err
 	}
-	out := map[string]repofile.BlobLocation{}
+	out := blobIndex{trees: map[string]repofile.BlobLocation{}, data: map[string]repofile.BlobLocation{}}
 	for _, p := range parts {
-		maps.Copy(out, p)
+		maps.Copy(out.trees, p.trees)
+		maps.Copy(out.data, p.data)
 	}
 	return out, nil
 }

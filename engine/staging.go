@@ -257,6 +257,20 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 	// changed), restic never sees the others, and they need no links;
 	// else it is given whole folders and skips the linked files.
 	download := func(p string) bool { _, ok := want[p]; return ok && !seeds[p].link }
+	var downloads []string
+	for _, p := range paths {
+		if download(p) {
+			downloads = append(downloads, p)
+		}
+	}
+	if plan, ok := s.planDirect(ctx, downloads, want); ok {
+		if err := s.fetchDirect(ctx, st, plan, want, need); err != nil {
+			return nil, err
+		}
+		s.fault("restored")
+		s.dropStaleLocks(ctx)
+		return s.syncStaged(ctx, downloads, need)
+	}
 	includes, exact := s.includePaths(items, download)
 	if !exact {
 		includes = s.restoreIncludes(items, want)
@@ -333,10 +347,16 @@ func (s *session) stage(ctx context.Context, id string, items, want map[string]s
 		}
 		moves = append(moves, p)
 	}
-	// The journal promises that every staged file is complete: on disk
-	// before it is written, so a power loss cannot leave an empty file
-	// where the snapshot's was renamed.
-	err = parallel(ctx, len(moves), func(_ context.Context, i int) error {
+	return s.syncStaged(ctx, moves, need)
+}
+
+// syncStaged puts the staged files moves on disk and returns them. The
+// journal promises that every staged file is complete: on disk before it
+// is written, so a power loss cannot leave an empty file where the
+// snapshot's was renamed.
+func (s *session) syncStaged(ctx context.Context, moves []string, need int64) ([]string, error) {
+	st := s.paths.Staging()
+	err := parallel(ctx, len(moves), func(_ context.Context, i int) error {
 		return syncFile(filepath.Join(st, filepath.FromSlash(moves[i])))
 	})
 	if err != nil {

@@ -25,19 +25,19 @@ type BlobLocation struct {
 }
 
 // Index decodes the index file named id and returns where each tree blob
-// lies (data blobs are left out: a listing needs only the trees).
-func (k Key) Index(id string, file []byte) (map[string]BlobLocation, error) {
+// and each data blob lies.
+func (k Key) Index(id string, file []byte) (trees, data map[string]BlobLocation, err error) {
 	sum := sha256.Sum256(file)
 	if hex.EncodeToString(sum[:]) != id {
-		return nil, fmt.Errorf("index %s: %w", short(id), ErrIDMismatch)
+		return nil, nil, fmt.Errorf("index %s: %w", short(id), ErrIDMismatch)
 	}
 	plain, err := k.Open(file)
 	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", short(id), err)
+		return nil, nil, fmt.Errorf("index %s: %w", short(id), err)
 	}
 	doc, err := Unpack(plain)
 	if err != nil {
-		return nil, fmt.Errorf("index %s: %w", short(id), err)
+		return nil, nil, fmt.Errorf("index %s: %w", short(id), err)
 	}
 	var idx struct {
 		Packs []struct {
@@ -52,17 +52,31 @@ func (k Key) Index(id string, file []byte) (map[string]BlobLocation, error) {
 		} `json:"packs"`
 	}
 	if err := json.Unmarshal(doc, &idx); err != nil {
-		return nil, fmt.Errorf("index %s: %v", short(id), err)
+		return nil, nil, fmt.Errorf("index %s: %v", short(id), err)
 	}
-	out := map[string]BlobLocation{}
+	trees, data = map[string]BlobLocation{}, map[string]BlobLocation{}
 	for _, p := range idx.Packs {
 		for _, b := range p.Blobs {
-			if b.Type == "tree" {
-				out[b.ID] = BlobLocation{Pack: p.ID, Offset: b.Offset, Length: b.Length, Uncompressed: b.Uncompressed}
+			loc := BlobLocation{Pack: p.ID, Offset: b.Offset, Length: b.Length, Uncompressed: b.Uncompressed}
+			switch {
+			case b.Type == "tree":
+				trees[b.ID] = loc
+			case b.Type == "data":
+				data[b.ID] = loc
 			}
 		}
 	}
-	return out, nil
+	return trees, data, nil
+}
+
+// PlainLength is the length of a blob's content: restic stores each blob
+// encrypted, a 16-byte IV before it and a 16-byte MAC after it, and
+// compressed when Uncompressed says so.
+func (l BlobLocation) PlainLength() int64 {
+	if l.Uncompressed > 0 {
+		return l.Uncompressed
+	}
+	return l.Length - 32
 }
 
 // Blob authenticates, decrypts and (when loc says it is compressed)
