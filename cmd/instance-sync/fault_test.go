@@ -129,13 +129,17 @@ func TestKillAnywhere(t *testing.T) {
 	// restic), downloaded into the staging folder (nothing moved yet), and
 	// after the first and third file is in place. Each file must be its old or its new version; the
 	// next pull, or push, finishes without a conflict.
-	for n, point := range []string{"seeded", "restored", "moved:1", "moved:3"} {
+	// Each twice: the pull downloading the files itself, and restic.
+	for n, point := range []string{"seeded", "restored", "moved:1", "moved:3", "seeded", "restored", "moved:1", "moved:3"} {
 		change(a, 500+n)
 		must(a, "push")
 		before := fileHashes(t, b)
 		want := fileHashes(t, a)
 		cmd := pc.command(b, "pull")
 		cmd.Env = append(slices.Clone(cmd.Env), "INSTANCE_SYNC_TEST_KILL_AT="+point)
+		if n >= 4 {
+			cmd.Env = append(cmd.Env, "INSTANCE_SYNC_DIRECT=0")
+		}
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Fatalf("pull was not killed at %s: %v\n%s", point, err, out)

@@ -43,6 +43,22 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, scriptParams(testenv.Restic(t), "testdata/script"))
 }
 
+// TestScriptsResticRestore runs the scripts about restores again with
+// every restore through restic (INSTANCE_SYNC_DIRECT=0): their files are
+// few and small, which a pull otherwise downloads itself.
+func TestScriptsResticRestore(t *testing.T) {
+	p := scriptParams(testenv.Restic(t), "")
+	for _, name := range []string{"diskfull", "names", "patternnames", "typechange", "restore", "stuckmove", "wiped", "sametick", "scope_both", "merge_kill", "offline"} {
+		p.Files = append(p.Files, filepath.Join("testdata", "script", name+".txtar"))
+	}
+	setup := p.Setup
+	p.Setup = func(env *testscript.Env) error {
+		env.Setenv("INSTANCE_SYNC_DIRECT", "0")
+		return setup(env)
+	}
+	testscript.Run(t, p)
+}
+
 // scriptParams are the Params of the scripts in dir: a server, a home,
 // restic behind a wrapper that logs its runs, and the custom commands.
 func scriptParams(realRestic, dir string) testscript.Params {
