@@ -9,11 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"git.timemachine.center/timemachine/instance-sync/instance"
 )
 
 // randomData is n bytes that restic's chunker cuts into several blobs
@@ -161,5 +164,53 @@ func TestSmallPullDamagedBlob(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(w.a, ".cloud-sync", "staging")); !os.IsNotExist(err) {
 		t.Errorf("the staging folder is left behind (%v)", err)
+	}
+}
+
+// TestChangedBetween: the cloud side of a conflict (the files a head
+// changed since this computer's last sync, their size and worlds) comes
+// from the two snapshots' trees, read in-process: no restic run, where
+// "restic diff" and "restic ls" each cost a key derivation.
+func TestChangedBetween(t *testing.T) {
+	w := newTwoSynced(t)
+	ctx := context.Background()
+	st, err := instance.Paths{Pack: w.a}.LoadState()
+	if err != nil || st.Last == "" {
+		t.Fatalf("a's state: %v", err)
+	}
+	w.write(t, w.b, "saves/W/level.dat", "v2 level")  // changed, 8 bytes
+	w.write(t, w.b, "saves/X/level.dat", "new world") // added, 9 bytes
+	if err := os.Remove(filepath.Join(w.b, "saves", "W", "playerdata", "p.dat")); err != nil {
+		t.Fatal(err)
+	}
+	w.write(t, w.b, "logs/latest.log", "not in scope")
+	head := w.push(t, w.optB).Snapshot
+
+	var mu sync.Mutex
+	var others []string
+	w.srv.SetHook(func(_ http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if ua := r.Header.Get("User-Agent"); ua != "instance-sync" {
+			others = append(others, ua+" "+r.Method+" "+r.URL.Path)
+		}
+		return false
+	})
+	defer w.srv.SetHook(nil)
+	s, err := open(w.optA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	paths, size, ok := s.changedBetween(ctx, st.Last, head)
+	want := []string{"saves/W/level.dat", "saves/W/playerdata/p.dat", "saves/X/level.dat"}
+	if !ok || !slices.Equal(paths, want) || size != 17 {
+		t.Errorf("changedBetween = %q, %d bytes, %v; want %q, 17 bytes", paths, size, ok, want)
+	}
+	if _, _, ok := s.changedBetween(ctx, strings.Repeat("0", 64), head); ok {
+		t.Error("a snapshot that is not in the repository was compared")
+	}
+	if len(others) > 0 {
+		t.Errorf("restic ran to compare two snapshots:\n%s", strings.Join(others, "\n"))
 	}
 }

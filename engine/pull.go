@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -264,33 +265,53 @@ func (s *session) describeConflict(ctx context.Context, plan history.Plan, cur s
 	for _, h := range plan.Heads {
 		side := ui.Side{SnapshotID: h.ID, Host: h.Host, Label: h.Label, Time: h.Time, Size: h.Bytes, Files: int(h.Files)}
 		// What the cloud changed since this computer's last sync, measured
-		// like the local side: the files changed and their sizes. One
-		// restic diff and one listing per head, only when there is a
-		// conflict.
-		if rc, err := s.resticClient(ctx); err == nil && s.state.Last != "" {
-			if d, err := rc.Diff(ctx, s.state.Last, h.ID); err == nil {
-				var paths, present []string
-				for _, c := range d.Changes {
-					if s.scope.InScope(c.Path) {
-						paths = append(paths, c.Path)
-						if c.Modifier != "-" {
-							present = append(present, c.Path)
-						}
-					}
-				}
-				side.Files, side.Size, side.Worlds = len(paths), 0, scope.Worlds(paths)
-				if len(present) > 0 {
-					if sizes, err := rc.FileSizes(ctx, h.ID); err == nil {
-						for _, p := range present {
-							side.Size += sizes[p]
-						}
-					}
-				}
-			}
+		// like the local side: the files changed and their sizes, from the
+		// two snapshots' trees (read in-process, only when there is a
+		// conflict).
+		if paths, size, ok := s.changedBetween(ctx, s.state.Last, h.ID); ok {
+			side.Files, side.Size, side.Worlds = len(paths), size, scope.Worlds(paths)
 		}
 		c.Cloud = append(c.Cloud, side)
 	}
 	return c
+}
+
+// changedBetween lists the files in scope that differ between snapshots
+// from and to (added, changed or deleted; contents compared by their
+// blobs), and the size in to of those still there. ok is false when either
+// snapshot cannot be read (none yet, pruned, the server gone): the
+// conflict then shows the head's totals.
+func (s *session) changedBetween(ctx context.Context, from, to string) (paths []string, size int64, ok bool) {
+	if from == "" {
+		return nil, 0, false
+	}
+	a, err := s.snapshotItems(ctx, from)
+	if err != nil {
+		return nil, 0, false
+	}
+	b, err := s.snapshotItems(ctx, to)
+	if err != nil {
+		return nil, 0, false
+	}
+	for p, it := range b {
+		if it.Type != "file" || !s.scope.InScope(p) {
+			continue
+		}
+		if old, ok := a[p]; !ok || old.Type != "file" || old.Size != it.Size || !slices.Equal(old.Content, it.Content) {
+			paths = append(paths, p)
+			size += it.Size
+		}
+	}
+	for p, it := range a {
+		if it.Type != "file" || !s.scope.InScope(p) {
+			continue
+		}
+		if now, ok := b[p]; !ok || now.Type != "file" {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	return paths, size, true
 }
 
 func newestMTime(m scope.Manifest, ch scope.Changes) time.Time {

@@ -180,57 +180,6 @@ func statusMoved(raw []byte, prev *Status, onStatus func(Status)) bool {
 	return moved
 }
 
-// Change is one path that differs between two snapshots.
-type Change struct {
-	Path     string // slash-separated, relative (no leading slash)
-	Modifier string // + added, - removed, M modified, T type changed
-}
-
-// DiffResult is restic's comparison of two snapshots: the paths that
-// differ. (restic's "added bytes" are not file sizes: they count the new
-// blobs, metadata included; FileSizes has the sizes.)
-type DiffResult struct {
-	Changes []Change
-}
-
-// Diff compares snapshots from and to.
-func (c *Client) Diff(ctx context.Context, from, to string) (DiffResult, error) {
-	var d DiffResult
-	err := c.run(ctx, "diff", false, []string{"diff", "--no-lock", from, to}, func(mt string, raw []byte) bool {
-		switch mt {
-		case "change":
-			var ch Change
-			if json.Unmarshal(raw, &ch) == nil && !strings.HasSuffix(ch.Path, "/") {
-				ch.Path = strings.TrimPrefix(ch.Path, "/")
-				d.Changes = append(d.Changes, ch)
-			}
-		}
-		return false
-	})
-	return d, err
-}
-
-// FileSizes lists the files of snapshot id with their sizes, by path
-// relative to the snapshot's root (slash-separated, no leading slash).
-func (c *Client) FileSizes(ctx context.Context, id string) (map[string]int64, error) {
-	sizes := map[string]int64{}
-	err := c.run(ctx, "ls", false, []string{"ls", "--no-lock", id}, func(mt string, raw []byte) bool {
-		if mt != "node" {
-			return false
-		}
-		var n struct {
-			Type string `json:"type"`
-			Path string `json:"path"`
-			Size int64  `json:"size"`
-		}
-		if json.Unmarshal(raw, &n) == nil && n.Type == "file" {
-			sizes[itemPath(n.Path)] = n.Size
-		}
-		return false
-	})
-	return sizes, err
-}
-
 // itemPath turns restic's item path ("/saves/W/level.dat", backslashes on
 // Windows) into a slash-separated path relative to the restore target.
 func itemPath(item string) string {
