@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -50,11 +51,47 @@ func TestKillAnywhere(t *testing.T) {
 	bin := buildBinary(t)
 	work := t.TempDir()
 	srv, token := aliceServer(t, work)
+	// A killed run's restic dies with it, and stays a zombie until init
+	// reaps it: seconds in some sandboxes (CI's), where PID 1 reaps now
+	// and then. restic takes a lock whose process still exists (a zombie
+	// answers a signal) for a live one, so the next runs' "restic unlock"
+	// would keep the lock. Each restic records its pid, and after a kill
+	// the test waits until the killed run's restic processes are gone, as
+	// they are at once on a computer whose init reaps promptly.
+	pids := filepath.Join(work, "restic.pids")
+	wrapper := filepath.Join(work, "restic")
+	script := fmt.Sprintf("#!/bin/sh\necho $$ >> '%s'\nexec '%s' \"$@\"\n", pids, realRestic)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	started := func() int {
+		data, _ := os.ReadFile(pids)
+		return len(data)
+	}
+	// reaped waits until every restic started since the pid file was off
+	// bytes long has ended and been reaped.
+	reaped := func(off int) {
+		t.Helper()
+		data, _ := os.ReadFile(pids)
+		for _, pid := range strings.Fields(string(data[off:])) {
+			for deadline := time.Now().Add(2 * time.Minute); ; {
+				if _, err := os.Stat("/proc/" + pid); err != nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("restic (pid %s) of a killed run still exists after 2 minutes", pid)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
 	// One computer: a and b share its home (token, keys, restic's cache).
-	pc := newComputer(t, bin, realRestic, filepath.Join(work, "home"))
+	pc := newComputer(t, bin, wrapper, filepath.Join(work, "home"))
 	must := pc.must
-	// killAfter starts the command and SIGKILLs it after d (if still running).
+	// killAfter starts the command and SIGKILLs it after d (if still
+	// running), then waits for its restic to be gone.
 	killAfter := func(d time.Duration, pack string, args ...string) bool {
+		off := started()
 		cmd := pc.command(pack, args...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -67,6 +104,7 @@ func TestKillAnywhere(t *testing.T) {
 		case <-time.After(d):
 			cmd.Process.Signal(syscall.SIGKILL)
 			<-done
+			reaped(off)
 			return true
 		}
 	}
@@ -140,10 +178,12 @@ func TestKillAnywhere(t *testing.T) {
 		if n >= 4 {
 			cmd.Env = append(cmd.Env, "INSTANCE_SYNC_DIRECT=0")
 		}
+		off := started()
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ProcessState.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 			t.Fatalf("pull was not killed at %s: %v\n%s", point, err, out)
 		}
+		reaped(off)
 		got := fileHashes(t, b)
 		for p := range mergeKeys(before, want, got) {
 			if got[p] != before[p] && got[p] != want[p] {
@@ -203,15 +243,15 @@ func TestKillAnywhere(t *testing.T) {
 
 	// A killed run's restic lock does not outlive the next runs (it would
 	// hold the server's prune off for half an hour).
-	if locks, _ := os.ReadDir(filepath.Join(srv.DataDir, "alice", cfg.InstanceID, "locks")); len(locks) > 0 {
-		t.Fatalf("%d restic locks left on the server after the runs that followed the kills", len(locks))
+	repo := filepath.Join(srv.DataDir, "alice", cfg.InstanceID)
+	if locks, _ := os.ReadDir(filepath.Join(repo, "locks")); len(locks) > 0 {
+		t.Fatalf("%d restic locks left on the server after the runs that followed the kills:%s", len(locks), lockReport(realRestic, repo, "alice-pw", locks))
 	}
 
 	// Every version ever written is in an instance or in a snapshot.
 	have := map[string]bool{}
 	addTree(t, a, have)
 	addTree(t, b, have)
-	repo := filepath.Join(srv.DataDir, "alice", cfg.InstanceID)
 	entries, _ := os.ReadDir(filepath.Join(repo, "snapshots"))
 	for _, e := range entries {
 		target := filepath.Join(work, "check", e.Name())
@@ -233,6 +273,36 @@ func TestKillAnywhere(t *testing.T) {
 		t.Fatalf("%d of %d file versions are neither in an instance nor in the repository", lost, len(seen))
 	}
 	t.Logf("all %d file versions accounted for in %d snapshots", len(seen), len(entries))
+}
+
+// lockReport describes restic locks left in the local repository repo for
+// a failure message: each lock as restic reads it (host, pid, time) and
+// what /proc says of that pid here (a lock is stale to restic only once
+// its process is gone).
+func lockReport(restic, repo, password string, locks []os.DirEntry) string {
+	var r strings.Builder
+	for _, l := range locks {
+		cmd := exec.Command(restic, "-r", repo, "--no-lock", "cat", "lock", l.Name())
+		cmd.Env = append(os.Environ(), "RESTIC_PASSWORD="+password)
+		out, err := cmd.CombinedOutput()
+		fmt.Fprintf(&r, "\n%s: %s", l.Name(), bytes.TrimSpace(out))
+		if err != nil {
+			fmt.Fprintf(&r, " (%v)", err)
+			continue
+		}
+		var lock struct {
+			PID int `json:"pid"`
+		}
+		if json.Unmarshal(out, &lock) == nil && lock.PID > 0 {
+			stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", lock.PID))
+			if err != nil {
+				fmt.Fprintf(&r, "\n  pid %d: %v", lock.PID, err)
+			} else {
+				fmt.Fprintf(&r, "\n  pid %d now: %s", lock.PID, bytes.TrimSpace(stat))
+			}
+		}
+	}
+	return r.String()
 }
 
 func hash(b []byte) string {
