@@ -66,7 +66,8 @@ func (s *session) push(ctx context.Context) (Result, error) {
 	var stageOnce, changesOnce sync.Once
 	countChanges := func() { changes = s.changesSinceSync(cur) }
 	alongside := func() {
-		// Once: a push that starts restic again (startEarly) has it.
+		// Once: when restic, started before the checks, has to run
+		// again (backupEarly's fallBack), this was done in its first run.
 		stageOnce.Do(func() {
 			sm, err := s.paths.StageFiles(cur)
 			if err != nil {
