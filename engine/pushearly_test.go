@@ -414,3 +414,49 @@ func TestEarlyPushKeyThatDoesNotOpenTheConfig(t *testing.T) {
 	}
 	r.pulledBy("v3")
 }
+
+// TestEarlyPushParentRetagged: the server's retention re-tagged the last
+// sync's snapshot (restic writes it again under a new id and removes the
+// old file) before the push. restic, started with the old id as --parent,
+// is stopped when the listing lacks it; the push reads the graph as after a
+// killed push, follows the old id to the new one and backs up with that as
+// the parent and the base, so another computer sees one head.
+func TestEarlyPushParentRetagged(t *testing.T) {
+	r := newEarlyRig(t)
+	last := r.state().Last
+	// As retention does it, on the server's disk.
+	tag := exec.Command(r.real, "--repo", r.repo, "tag", "--add", "kept", last)
+	tag.Env = append(os.Environ(), "RESTIC_PASSWORD="+earlyPassword)
+	if out, err := tag.CombinedOutput(); err != nil {
+		t.Fatalf("restic tag: %v\n%s", err, out)
+	}
+	entries, err := os.ReadDir(filepath.Join(r.repo, "snapshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	retagged := ""
+	for _, e := range entries {
+		if e.Name() == last {
+			t.Fatal("restic tag kept the old snapshot file")
+		}
+		if out, err := r.restic("cat", "snapshot", e.Name()).Output(); err == nil && strings.Contains(string(out), last) {
+			retagged = e.Name()
+		}
+	}
+	if retagged == "" {
+		t.Fatal("no snapshot names the last sync as its original")
+	}
+	_, mark := r.since(0)
+	r.log.Reset()
+	r.write("saves/W/level.dat", "v3")
+	res := r.push()
+	runs, _ := r.since(mark)
+	b := backups(runs)
+	if len(b) == 0 || !strings.Contains(b[len(b)-1], "--parent "+retagged) || !strings.Contains(b[len(b)-1], "--tag base:"+retagged) {
+		t.Fatalf("want the last backup with the re-tagged snapshot %.8s as its parent and base; restic ran:\n%s", retagged, strings.Join(runs, "\n"))
+	}
+	if st := r.state(); st.Last != res.Snapshot || st.PendingPush != "" {
+		t.Errorf("state after the push: last %s, pending %q; want last %s, nothing pending", st.Last, st.PendingPush, res.Snapshot)
+	}
+	r.pulledBy("v3")
+}
