@@ -23,20 +23,23 @@ type snapItem = repofile.Node
 // every restore. The restore needs each file's size and mtime before
 // restic runs (see stage).
 func (s *session) snapshotItems(ctx context.Context, id string) (map[string]snapItem, error) {
+	// The snapshot file first: one that is gone (retention, a repository
+	// made again) needs no key, which may cost a restic run to fetch.
+	s.snapMu.Lock()
+	file, ok := s.snapFiles[id]
+	s.snapMu.Unlock()
+	var err error
+	if !ok {
+		if file, err = s.server.SnapshotFile(ctx, s.cfg.InstanceID, id); err != nil {
+			return nil, err
+		}
+	}
 	key, ok, err := s.masterKey(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, errors.New("the repository's master key cannot be cached; the restore needs it to read the snapshot")
-	}
-	s.snapMu.Lock()
-	file, ok := s.snapFiles[id]
-	s.snapMu.Unlock()
-	if !ok {
-		if file, err = s.server.SnapshotFile(ctx, s.cfg.InstanceID, id); err != nil {
-			return nil, err
-		}
 	}
 	sn, err := key.Snapshot(id, file)
 	if err != nil {
