@@ -857,7 +857,10 @@ func (s *session) unchangedSinceSync() bool {
 	if !ok || !watch.Supported || s.opt.NoWatcher {
 		return false
 	}
-	got, err := watch.Query(s.opt.PackFolder, watch.Quit, time.Second)
+	// The watcher answers within milliseconds; the bound only ends a
+	// watcher that hangs. Generous, since the push blocks no play and a
+	// watcher starved of CPU for a second still saves it the walk.
+	got, err := watch.Query(s.opt.PackFolder, watch.Quit, 5*time.Second)
 	return err == nil && got == base
 }
 
