@@ -122,6 +122,19 @@ func (r *earlyRig) since(mark int) ([]string, int) {
 }
 
 // restic runs the real restic on the repository.
+// addKey adds a second key with the same password to the repository, as
+// a password rotation or a second computer's "restic init" race does.
+func (r *earlyRig) addKey() {
+	r.t.Helper()
+	pwFile := filepath.Join(r.t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte(earlyPassword), 0o600); err != nil {
+		r.t.Fatal(err)
+	}
+	if out, err := r.restic("key", "add", "--new-password-file", pwFile).CombinedOutput(); err != nil {
+		r.t.Fatalf("restic key add: %v\n%s", err, out)
+	}
+}
+
 func (r *earlyRig) restic(args ...string) *exec.Cmd {
 	cmd := exec.Command(r.real, append([]string{"--repo", r.server.RepoURL(r.id)}, args...)...)
 	cmd.Env = append(os.Environ(), "RESTIC_PASSWORD="+earlyPassword, "RESTIC_REST_USERNAME=alice", "RESTIC_REST_PASSWORD="+earlyPassword)
@@ -303,13 +316,7 @@ func TestEarlyPushStaleLock(t *testing.T) {
 func TestEarlyPushKeyReplaced(t *testing.T) {
 	r := newEarlyRig(t)
 	old := r.state().KeyHint
-	pwFile := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pwFile, []byte(earlyPassword), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := r.restic("key", "add", "--new-password-file", pwFile).CombinedOutput(); err != nil {
-		t.Fatalf("restic key add: %v\n%s", err, out)
-	}
+	r.addKey()
 	entries, err := os.ReadDir(filepath.Join(r.repo, "keys"))
 	if err != nil || len(entries) != 2 {
 		t.Fatalf("want two keys: %d, %v", len(entries), err)
@@ -347,13 +354,7 @@ func TestEarlyPushKeyReplaced(t *testing.T) {
 func TestEarlyPushKeyThatDoesNotOpenTheConfig(t *testing.T) {
 	r := newEarlyRig(t)
 	old := r.state().KeyHint
-	pwFile := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pwFile, []byte(earlyPassword), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := r.restic("key", "add", "--new-password-file", pwFile).CombinedOutput(); err != nil {
-		t.Fatalf("restic key add: %v\n%s", err, out)
-	}
+	r.addKey()
 	keys := filepath.Join(r.repo, "keys")
 	entries, err := os.ReadDir(keys)
 	if err != nil || len(entries) != 2 {
