@@ -3,25 +3,11 @@
 package testport
 
 import (
-	"context"
 	"errors"
 	"net"
 	"syscall"
 	"testing"
 )
-
-// listenPlain listens on addr without address reuse: it fails while
-// anything is bound there.
-func listenPlain(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 0)
-		})
-		return errors.Join(err, serr)
-	}}
-	return lc.Listen(context.Background(), "tcp", addr)
-}
 
 // A reserved port refuses connections, keeps listeners without address
 // reuse off, and lets the program it is for listen (with reuse, as
@@ -34,7 +20,7 @@ func TestReserve(t *testing.T) {
 	if _, err := net.Dial("tcp", addr); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial a reserved port: %v, want connection refused", err)
 	}
-	if ln, err := listenPlain(addr); err == nil {
+	if ln, err := ListenPlain(addr); err == nil {
 		ln.Close()
 		t.Fatal("a reserved port was free to take")
 	}
@@ -77,7 +63,7 @@ func TestHold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ln, err := listenPlain(addr); err == nil {
+	if ln, err := ListenPlain(addr); err == nil {
 		ln.Close()
 		t.Fatal("a held port was free to take")
 	}
@@ -85,7 +71,7 @@ func TestHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No connection left TIME_WAIT here: the port is free at once.
-	ln, err = listenPlain(addr)
+	ln, err = ListenPlain(addr)
 	if err != nil {
 		t.Fatalf("a released port is still taken: %v", err)
 	}

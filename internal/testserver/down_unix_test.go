@@ -3,27 +3,14 @@
 package testserver
 
 import (
-	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"syscall"
 	"testing"
-)
 
-// listenPlain listens on addr without address reuse, as a program that
-// sets no socket options would: it fails while anything is bound there.
-func listenPlain(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 0)
-		})
-		return errors.Join(err, serr)
-	}}
-	return lc.Listen(context.Background(), "tcp", addr)
-}
+	"git.timemachine.center/timemachine/instance-sync/internal/testport"
+)
 
 // A server that is down refuses connections, also right after it served
 // some (their TIME_WAIT stays on its port), and keeps its port taken
@@ -57,14 +44,14 @@ func TestDownRefusesAndKeepsThePort(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := strings.TrimPrefix(idle.URL, "http://")
-	if ln, err := listenPlain(addr); err == nil {
+	if ln, err := testport.ListenPlain(addr); err == nil {
 		ln.Close()
 		t.Fatal("the port of a server that is down was free to take")
 	}
 	if err := idle.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := listenPlain(addr)
+	ln, err := testport.ListenPlain(addr)
 	if err != nil {
 		t.Fatalf("Close did not give the port back: %v", err)
 	}
