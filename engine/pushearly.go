@@ -205,7 +205,7 @@ func (e *earlyRun) chooseKeyAfter(ctx context.Context, s *session) {
 	if slices.Contains(e.ahead.keys, e.rc.KeyHint) {
 		return
 	}
-	_ = s.chooseKeyFrom(ctx, e.rc, e.ahead.keys, false)
+	_ = s.chooseKeyFrom(ctx, e.rc, e.ahead.keys)
 }
 
 // heldWriter holds what is written until released (then passes it on) or

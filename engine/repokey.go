@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/user"
 	"slices"
+	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/remote"
 	"git.timemachine.center/timemachine/instance-sync/repofile"
@@ -26,13 +29,11 @@ func (s *session) chooseKey(ctx context.Context, rc *restic.Client) error {
 	if err != nil {
 		return err
 	}
-	return s.chooseKeyFrom(ctx, rc, keys, false)
+	return s.chooseKeyFrom(ctx, rc, keys)
 }
 
-// chooseKeyFrom is chooseKey with the keys listed. created says this
-// session has just created the repository: its config exists, and a
-// lone key is the one that opens it.
-func (s *session) chooseKeyFrom(ctx context.Context, rc *restic.Client, keys []string, created bool) error {
+// chooseKeyFrom is chooseKey with the keys listed.
+func (s *session) chooseKeyFrom(ctx context.Context, rc *restic.Client, keys []string) error {
 	if len(keys) == 0 {
 		rc.KeyHint = "" // no repository yet
 		return nil
@@ -40,10 +41,6 @@ func (s *session) chooseKeyFrom(ctx context.Context, rc *restic.Client, keys []s
 	if slices.Contains(keys, s.state.KeyHint) {
 		rc.KeyHint = s.state.KeyHint
 		return nil
-	}
-	if created && len(keys) == 1 {
-		rc.KeyHint, s.state.KeyHint = keys[0], keys[0]
-		return s.save()
 	}
 	config, err := s.server.ConfigFile(ctx, s.cfg.InstanceID)
 	if errors.Is(err, remote.ErrNotFound) {
@@ -93,24 +90,58 @@ func (s *session) findConfigKey(ctx context.Context, keys []string, config []byt
 	return "", repofile.Key{}, fmt.Errorf("none of the %d keys of the cloud repository for instance %s opens its config (%d open with this token's password); ask the server's operator to check the repository", len(keys), s.cfg.InstanceID, opened)
 }
 
-// initRepository creates the cloud repository. When another computer
-// created it at the same moment, restic's init fails on the config the
-// other one wrote first: that repository is used (its key is chosen by
-// chooseKey, and this computer's stray key stays unused).
+// initRepository creates the cloud repository: what "restic init" writes
+// (the folders, a key holding a new master key, then the config), written
+// here. restic's init spends about two seconds timing key derivations
+// before the one it needs; the parameters chosen here are the ones it
+// would choose (repofile.CalibrateScrypt), and the new key's id is known
+// without a key listing. When another computer created the repository at
+// the same moment, the server refuses the second config: that repository
+// is used (its key is chosen by chooseKey, and this computer's stray key
+// stays unused, as restic's init would leave it).
 func (s *session) initRepository(ctx context.Context, rc *restic.Client) error {
-	err := s.withUnlock(ctx, rc, func() error { return rc.Init(ctx) })
-	if err != nil {
-		if _, cerr := s.server.ConfigFile(ctx, s.cfg.InstanceID); cerr != nil {
-			return err
-		}
-		s.opt.UI.Info("another computer created the cloud repository at the same moment; using that one")
-		return s.chooseKey(ctx, rc)
+	id := s.cfg.InstanceID
+	created := make(chan error, 1)
+	go func() { created <- s.server.CreateRepository(ctx, id) }()
+	repo, err := newRepository(s.token.Password)
+	if cerr := <-created; cerr != nil {
+		return cerr
 	}
-	keys, err := s.server.ListKeys(ctx, s.cfg.InstanceID)
+	if err != nil {
+		return fmt.Errorf("creating the cloud repository's key: %w", err)
+	}
+	if err := s.server.SaveFile(ctx, id, "keys/"+repo.KeyID, repo.KeyFile); err != nil {
+		return err
+	}
+	err = s.server.SaveFile(ctx, id, "config", repo.Config)
+	if errors.Is(err, remote.ErrRefused) {
+		if _, cerr := s.server.ConfigFile(ctx, id); cerr == nil {
+			s.opt.UI.Info("another computer created the cloud repository at the same moment; using that one")
+			return s.chooseKey(ctx, rc)
+		}
+	}
 	if err != nil {
 		return err
 	}
-	return s.chooseKeyFrom(ctx, rc, keys, true)
+	rc.KeyHint, s.state.KeyHint = repo.KeyID, repo.KeyID
+	// What restic would give when asked for the master key.
+	_ = s.paths.SaveMasterKey(repo.Master)
+	return s.save()
+}
+
+// newRepository makes a new repository's key and config for password,
+// with the user and host names restic's init writes into the key.
+func newRepository(password string) (repofile.NewRepository, error) {
+	params, err := repofile.CalibrateScrypt()
+	if err != nil {
+		return repofile.NewRepository{}, err
+	}
+	host, _ := os.Hostname()
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return repofile.CreateRepository(password, params, name, host, time.Now())
 }
 
 // hasConfig reports whether the cloud repository has its config, the

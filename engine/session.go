@@ -504,7 +504,7 @@ func (s *session) settle(ctx context.Context, rc *restic.Client, a *resticAhead)
 	if a.keysErr != nil {
 		return a.keysErr
 	}
-	if err := s.chooseKeyFrom(ctx, rc, a.keys, false); err != nil {
+	if err := s.chooseKeyFrom(ctx, rc, a.keys); err != nil {
 		return err
 	}
 	s.restic = rc

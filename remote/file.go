@@ -15,6 +15,43 @@ import (
 // on the server (any more).
 var ErrNotFound = errors.New("not found on the server")
 
+// ErrRefused is HTTP 403 to a write: the server will not replace a file
+// it holds (the config above all: it is written once), or the account
+// may not write.
+var ErrRefused = errors.New("the server refused to write")
+
+// CreateRepository asks the server to create an instance's repository:
+// its folders, as restic's init does first. A repository that exists is
+// left as it is.
+func (s Server) CreateRepository(ctx context.Context, instanceID string) error {
+	resp, err := s.send(ctx, http.MethodPost, s.repoPath(instanceID, "")+"?create=true", "", "", []byte{})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s.statusError(resp, "creating the repository of "+instanceID, "")
+	}
+	return nil
+}
+
+// SaveFile uploads rel (the config, or keys/<id>) of an instance's
+// repository. A 403 gives ErrRefused.
+func (s Server) SaveFile(ctx context.Context, instanceID, rel string, data []byte) error {
+	resp, err := s.send(ctx, http.MethodPost, s.repoPath(instanceID, rel), "Content-Type", "application/octet-stream", data)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusCreated, http.StatusNoContent:
+		return nil
+	case http.StatusForbidden:
+		return fmt.Errorf("%w: %s of %s on %s", ErrRefused, rel, instanceID, s.base())
+	}
+	return s.statusError(resp, "writing "+rel+" of "+instanceID, "")
+}
+
 // maxSnapshotFile bounds a snapshot file's download. restic's are a few
 // hundred bytes; a server that sends more is not serving one.
 const maxSnapshotFile = 16 << 20

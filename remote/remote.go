@@ -4,6 +4,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -84,12 +85,21 @@ func (s Server) doRange(ctx context.Context, path, rng string) (*http.Response, 
 
 // request sends one request with an optional header.
 func (s Server) request(ctx context.Context, method, path, header, value string) (*http.Response, error) {
+	return s.send(ctx, method, path, header, value, nil)
+}
+
+// send is request with a body (nil for none).
+func (s Server) send(ctx context.Context, method, path, header, value string, body []byte) (*http.Response, error) {
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	req, err := http.NewRequestWithContext(ctx, method, s.base()+path, nil)
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.base()+path, r)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -2,8 +2,6 @@ package repofile
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -18,9 +16,6 @@ import (
 
 	"git.timemachine.center/timemachine/instance-sync/restic"
 	"github.com/klauspost/compress/zstd"
-
-	//lint:ignore SA1019 the tests seal files the way restic does
-	"golang.org/x/crypto/poly1305"
 )
 
 // fixture is one repository in testdata, written by restic 0.18.1 (see
@@ -68,18 +63,7 @@ func loadFixture(t testing.TB, version string) fixture {
 // plaintext so fuzzing stays deterministic; restic draws it at random.
 func seal(k Key, plain []byte) []byte {
 	sum := sha256.Sum256(plain)
-	iv := sum[:ivSize]
-	block, _ := aes.NewCipher(k.encrypt[:])
-	out := make([]byte, ivSize+len(plain), overhead+len(plain))
-	copy(out, iv)
-	cipher.NewCTR(block, iv).XORKeyStream(out[ivSize:], plain)
-	macBlock, _ := aes.NewCipher(k.macK[:])
-	var otk [32]byte
-	copy(otk[:16], k.macR[:])
-	macBlock.Encrypt(otk[16:], iv)
-	var tag [macSize]byte
-	poly1305.Sum(&tag, out[ivSize:], &otk)
-	return append(out, tag[:]...)
+	return k.sealIV(sum[:ivSize], plain)
 }
 
 func compress(t testing.TB, b []byte) []byte {

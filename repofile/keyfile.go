@@ -27,7 +27,7 @@ type keyFile struct {
 // this computer spend minutes or gigabytes on one key.
 const (
 	maxScryptMemory = 1 << 30 // 128 * N * r bytes
-	maxScryptP      = 16
+	maxScryptP      = 64
 )
 
 // OpenKeyFile derives the key that password gives for a keys/ file and

@@ -1,0 +1,111 @@
+package repofile
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/restic/chunker"
+)
+
+// TestCreateRepository: the key file opens with the password (and only
+// with it) to the master key that opens the config, its name is its
+// SHA-256, and the config is restic's format 2 with a usable chunker
+// polynomial.
+func TestCreateRepository(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	repo, err := CreateRepository("pw", ScryptParams{N: 1 << 10, R: 8, P: 2}, "alice", "laptop", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256(repo.KeyFile); hex.EncodeToString(sum[:]) != repo.KeyID {
+		t.Errorf("key id %s is not the key file's SHA-256", repo.KeyID)
+	}
+	master, err := OpenKeyFile(repo.KeyFile, "pw")
+	if err != nil || master != repo.Master {
+		t.Fatalf("key file opens to another key (%v)", err)
+	}
+	if _, err := OpenKeyFile(repo.KeyFile, "other"); !errors.Is(err, ErrWrongPassword) {
+		t.Errorf("another password: %v, want ErrWrongPassword", err)
+	}
+	if !master.OpensConfig(repo.Config) {
+		t.Fatal("the master key does not open the config")
+	}
+	var kf struct {
+		Created  time.Time `json:"created"`
+		Username string    `json:"username"`
+		Hostname string    `json:"hostname"`
+		KDF      string    `json:"kdf"`
+		N, R, P  int
+		Salt     []byte `json:"salt"`
+	}
+	if err := json.Unmarshal(repo.KeyFile, &kf); err != nil {
+		t.Fatal(err)
+	}
+	if !kf.Created.Equal(now) || kf.Username != "alice" || kf.Hostname != "laptop" || kf.KDF != "scrypt" || kf.N != 1<<10 || kf.R != 8 || kf.P != 2 || len(kf.Salt) != 64 {
+		t.Errorf("key file: %s", repo.KeyFile)
+	}
+	plain, err := master.Open(repo.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Version int         `json:"version"`
+		ID      string      `json:"id"`
+		Pol     chunker.Pol `json:"chunker_polynomial"`
+	}
+	if err := json.Unmarshal(plain, &cfg); err != nil {
+		t.Fatalf("config is not uncompressed JSON: %v", err)
+	}
+	if _, err := hex.DecodeString(cfg.ID); cfg.Version != 2 || len(cfg.ID) != 64 || err != nil || !cfg.Pol.Irreducible() || cfg.Pol.Deg() != 53 {
+		t.Errorf("config: %s", plain)
+	}
+	other, err := CreateRepository("pw", ScryptParams{N: 1 << 10, R: 8, P: 1}, "", "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.Master == repo.Master || other.KeyID == repo.KeyID || other.Master.OpensConfig(repo.Config) {
+		t.Error("two new repositories share a key")
+	}
+}
+
+// TestSealOpens: a sealed file opens to its plaintext, with a new IV each
+// time, and a changed byte fails its MAC.
+func TestSealOpens(t *testing.T) {
+	k, err := NewMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := []byte(`{"version":2}`)
+	a, err := k.Seal(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := k.Seal(plain)
+	if bytes.Equal(a[:ivSize], b[:ivSize]) {
+		t.Error("two seals share an IV")
+	}
+	if got, err := k.Open(a); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("open: %q, %v", got, err)
+	}
+	a[ivSize] ^= 1
+	if _, err := k.Open(a); !errors.Is(err, ErrMAC) {
+		t.Errorf("changed file: %v, want ErrMAC", err)
+	}
+}
+
+// TestCalibrateScrypt: restic's memory cost (N = 2^15 with r = 8, 32 MiB)
+// and a p in the range key files are opened with.
+func TestCalibrateScrypt(t *testing.T) {
+	p, err := CalibrateScrypt()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.N != 1<<15 || p.R != 8 || p.P < 1 || p.P > maxScryptP {
+		t.Errorf("params %+v", p)
+	}
+}
