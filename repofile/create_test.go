@@ -109,3 +109,16 @@ func TestCalibrateScrypt(t *testing.T) {
 		t.Errorf("params %+v", p)
 	}
 }
+
+// TestKeyOfAFastComputerOpens: restic's init on a computer where one
+// derivation at p = 1 takes under 30 ms writes a key with p above 16; the
+// key opens.
+func TestKeyOfAFastComputerOpens(t *testing.T) {
+	repo, err := CreateRepository("pw", ScryptParams{N: 1 << 10, R: 8, P: 20}, "", "", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if master, err := OpenKeyFile(repo.KeyFile, "pw"); err != nil || master != repo.Master {
+		t.Fatalf("a key with p = 20: %v", err)
+	}
+}
