@@ -168,10 +168,10 @@ func (s *session) backupInOrder(ctx context.Context, early *earlyRun, cur *scope
 		}
 	}
 	if listing.Exists && len(listing.Snapshots) == 0 {
-		// restic init creates the folders a key derivation before it
-		// writes the key and config (another computer creating it now, or
-		// an init that was killed): without a config it is created here,
-		// and an init that loses the race uses the one that won.
+		// A repository's folders come a key derivation before its key
+		// and config (another computer creating it now, or a creation
+		// that was killed): without a config it is created here, and a
+		// creation that loses the race uses the one that won.
 		exists, err := s.hasConfig(ctx)
 		if err != nil {
 			return restic.BackupSummary{}, err

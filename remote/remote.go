@@ -1,6 +1,7 @@
 // Package remote talks HTTP to the rest-server directly, for what needs no
-// restic run: checking credentials, and listing a repository's snapshot
-// files (their names are the snapshot ids) without decrypting anything.
+// restic run: checking credentials, listing a repository's snapshot files
+// (their names are the snapshot ids), reading its files, and writing a new
+// repository's folders, key and config.
 package remote
 
 import (

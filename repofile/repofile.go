@@ -4,8 +4,10 @@
 // this way takes microseconds; asking restic costs a process start and
 // restic's scrypt key derivation, most of a second.
 //
-// It only reads. The format is restic's design document ("Repository
-// Format", "Unpacked Data Format", "Keys, Encryption and MAC").
+// It reads, and writes only what a new repository starts with (its key
+// and config, CreateRepository). The format is restic's design document
+// ("Repository Format", "Unpacked Data Format", "Keys, Encryption and
+// MAC").
 package repofile
 
 import (
