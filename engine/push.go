@@ -36,6 +36,11 @@ func (s *session) push(ctx context.Context) (Result, error) {
 		// last sync: the walk below would find the same.
 		return s.done(Result{Action: ActionNothing, Snapshot: s.state.Last, Message: "nothing to push (no change since the pull)"})
 	}
+	if s.state.Last == "" {
+		if err := s.prepareFirstPush(ctx); err != nil {
+			return Result{}, err
+		}
+	}
 	cur, facts, err := s.walkFiles()
 	if err != nil {
 		return Result{}, fmt.Errorf("reading the instance: %w", err)
@@ -147,6 +152,8 @@ func (s *session) backupInOrder(ctx context.Context, early *earlyRun, cur *scope
 		if err := s.settle(ctx, early.rc, early.ahead); err != nil {
 			return restic.BackupSummary{}, err
 		}
+	} else if s.firstListing != nil {
+		listing = *s.firstListing
 	} else {
 		// restic runs next: what it needs from the server comes in while
 		// the listing does.

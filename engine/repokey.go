@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -101,19 +102,18 @@ func (s *session) findConfigKey(ctx context.Context, keys []string, config []byt
 // stays unused, as restic's init would leave it).
 func (s *session) initRepository(ctx context.Context, rc *restic.Client) error {
 	id := s.cfg.InstanceID
-	created := make(chan error, 1)
-	go func() { created <- s.server.CreateRepository(ctx, id) }()
-	repo, err := newRepository(s.token.Password)
-	if cerr := <-created; cerr != nil {
-		return cerr
+	if s.newRepo == nil {
+		// Not prepared before the walk (a repository that vanished since
+		// the last sync): made now, as prepareFirstPush does.
+		if err := s.prepareNewRepository(ctx); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("creating the cloud repository's key: %w", err)
-	}
+	repo := *s.newRepo
 	if err := s.server.SaveFile(ctx, id, "keys/"+repo.KeyID, repo.KeyFile); err != nil {
 		return err
 	}
-	err = s.server.SaveFile(ctx, id, "config", repo.Config)
+	err := s.server.SaveFile(ctx, id, "config", repo.Config)
 	if errors.Is(err, remote.ErrRefused) {
 		if _, cerr := s.server.ConfigFile(ctx, id); cerr == nil {
 			s.opt.UI.Info("another computer created the cloud repository at the same moment; using that one")
@@ -130,8 +130,11 @@ func (s *session) initRepository(ctx context.Context, rc *restic.Client) error {
 }
 
 // newRepository makes a new repository's key and config for password,
-// with the user and host names restic's init writes into the key.
+// with the user and host names restic's init writes into the key. The
+// key derivations hold 32 MiB each (restic's cost); that memory is given
+// back to the system before it returns.
 func newRepository(password string) (repofile.NewRepository, error) {
+	defer debug.FreeOSMemory()
 	params, err := repofile.CalibrateScrypt()
 	if err != nil {
 		return repofile.NewRepository{}, err
@@ -142,6 +145,45 @@ func newRepository(password string) (repofile.NewRepository, error) {
 		name = u.Username
 	}
 	return repofile.CreateRepository(password, params, name, host, time.Now())
+}
+
+// prepareFirstPush starts a push from a computer that has not synced yet
+// (no last sync): the listing comes before the walk, and when the cloud
+// has no repository (or one without snapshots, which may be half-created)
+// the key and config to create it with are made now. Their key
+// derivation holds 32 MiB for most of a second; before the walk, that
+// memory is given back before the walk's grows (about 20 MB at 250,000
+// files), so the push's peak is the larger of the two, not their sum.
+// The work is the same as after the walk.
+func (s *session) prepareFirstPush(ctx context.Context) error {
+	// restic runs later: what it needs from the server comes in while
+	// the listing does.
+	s.prefetchRestic(ctx)
+	listing, err := s.server.ListSnapshots(ctx, s.cfg.InstanceID)
+	if err != nil {
+		return listingError(err)
+	}
+	s.firstListing = &listing
+	if listing.Exists && len(listing.Snapshots) > 0 {
+		return nil
+	}
+	return s.prepareNewRepository(ctx)
+}
+
+// prepareNewRepository asks the server to create the repository's
+// folders while it makes the key and config to write into it.
+func (s *session) prepareNewRepository(ctx context.Context) error {
+	created := make(chan error, 1)
+	go func() { created <- s.server.CreateRepository(ctx, s.cfg.InstanceID) }()
+	repo, err := newRepository(s.token.Password)
+	if cerr := <-created; cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return fmt.Errorf("creating the cloud repository's key: %w", err)
+	}
+	s.newRepo = &repo
+	return nil
 }
 
 // hasConfig reports whether the cloud repository has its config, the

@@ -52,6 +52,11 @@ type session struct {
 	// treesAhead is the repository's tree index being read ahead
 	// (prefetchTrees).
 	treesAhead *treesAhead
+	// firstListing and newRepo are what a first push prepared before its
+	// walk (prepareFirstPush): the listing, and when the cloud had no
+	// repository, the one to create.
+	firstListing *remote.Listing
+	newRepo      *repofile.NewRepository
 }
 
 // resticAhead is the server's key list and whether it holds locks, read

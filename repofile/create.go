@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/restic/chunker"
@@ -42,6 +43,9 @@ func CalibrateScrypt() (ScryptParams, error) {
 	}
 	salt := make([]byte, saltSize)
 	timed := func(n, p int) (time.Duration, error) {
+		// Each derivation allocates 32 MiB: the last one's is collected
+		// first, so that one is held at a time.
+		runtime.GC()
 		start := time.Now()
 		_, err := scrypt.Key([]byte("calibration"), salt, n, 8, p, 64)
 		return time.Since(start), err
@@ -135,6 +139,7 @@ func CreateRepository(password string, p ScryptParams, user, host string, now ti
 	if _, err := rand.Read(salt); err != nil {
 		return NewRepository{}, err
 	}
+	runtime.GC() // a calibration's 32 MiB, collected before these
 	derived, err := scrypt.Key([]byte(password), salt, p.N, p.R, p.P, 64)
 	if err != nil {
 		return NewRepository{}, fmt.Errorf("key derivation: %v", err)
