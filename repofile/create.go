@@ -140,15 +140,10 @@ func CreateRepository(password string, p ScryptParams, user, host string, now ti
 		return NewRepository{}, err
 	}
 	runtime.GC() // a calibration's 32 MiB, collected before these
-	derived, err := scrypt.Key([]byte(password), salt, p.N, p.R, p.P, 64)
+	userKey, err := passwordKey(password, salt, p)
 	if err != nil {
 		return NewRepository{}, fmt.Errorf("key derivation: %v", err)
 	}
-	defer clear(derived)
-	var userKey Key
-	copy(userKey.encrypt[:], derived[:32])
-	copy(userKey.macK[:], derived[32:48])
-	copy(userKey.macR[:], derived[48:64])
 	plainMaster, err := master.MarshalJSON()
 	if err != nil {
 		return NewRepository{}, err

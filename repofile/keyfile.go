@@ -46,15 +46,10 @@ func OpenKeyFile(file []byte, password string) (Key, error) {
 	if f.N <= 1 || f.N&(f.N-1) != 0 || f.R <= 0 || f.P <= 0 || f.P > maxScryptP || int64(f.N)*int64(f.R) > maxScryptMemory/128 || len(f.Salt) == 0 {
 		return Key{}, fmt.Errorf("key file: scrypt parameters N=%d r=%d p=%d are out of range", f.N, f.R, f.P)
 	}
-	derived, err := scrypt.Key([]byte(password), f.Salt, f.N, f.R, f.P, 64)
+	user, err := passwordKey(password, f.Salt, ScryptParams{N: f.N, R: f.R, P: f.P})
 	if err != nil {
 		return Key{}, fmt.Errorf("key file: %v", err)
 	}
-	defer clear(derived)
-	var user Key
-	copy(user.encrypt[:], derived[:32])
-	copy(user.macK[:], derived[32:48])
-	copy(user.macR[:], derived[48:64])
 	plain, err := user.Open(f.Data)
 	if errors.Is(err, ErrMAC) {
 		return Key{}, ErrWrongPassword
@@ -64,6 +59,21 @@ func OpenKeyFile(file []byte, password string) (Key, error) {
 	}
 	defer clear(plain)
 	return ParseMasterKey(plain)
+}
+
+// passwordKey is the key scrypt derives from a password for a key file:
+// 64 bytes, the AES-256 key then the Poly1305-AES key k||r.
+func passwordKey(password string, salt []byte, p ScryptParams) (Key, error) {
+	derived, err := scrypt.Key([]byte(password), salt, p.N, p.R, p.P, 64)
+	if err != nil {
+		return Key{}, err
+	}
+	defer clear(derived)
+	var k Key
+	copy(k.encrypt[:], derived[:32])
+	copy(k.macK[:], derived[32:48])
+	copy(k.macR[:], derived[48:64])
+	return k, nil
 }
 
 // OpensConfig reports whether k is the master key the repository's config
