@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -155,4 +156,84 @@ func TestFirstPushLosesTheInitRace(t *testing.T) {
 		t.Errorf("state's last sync %q, pushed %q", st.Last, res.Snapshot)
 	}
 	r.pulledBy("v1")
+}
+
+// TestFirstPushCreationFaults: the server fails one request of the
+// repository's creation: the folders, the key or the config, either
+// before writing it or after (the answer lost on the way). The push fails
+// with the server's answer and a way out, and the next push leaves a
+// repository restic checks, with the state naming the key that opens its
+// config, which another computer pulls from.
+func TestFirstPushCreationFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		path    string // the request that fails: its path's end
+		written bool   // the server wrote it before failing
+	}{
+		{"folders", "/?create=true", false},
+		{"key", "/keys/", false},
+		{"key written", "/keys/", true},
+		{"config", "/config", false},
+		{"config written", "/config", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newFreshRig(t)
+			var failed atomic.Bool
+			r.srv.SetHook(func(w http.ResponseWriter, req *http.Request) bool {
+				target := req.URL.Path
+				if req.URL.RawQuery != "" {
+					target += "?" + req.URL.RawQuery
+				}
+				if req.Method != http.MethodPost || req.Header.Get("User-Agent") != "instance-sync" {
+					return false
+				}
+				if tc.path == "/keys/" && !strings.Contains(target, "/keys/") || tc.path != "/keys/" && !strings.HasSuffix(target, tc.path) {
+					return false
+				}
+				if !failed.CompareAndSwap(false, true) {
+					return false
+				}
+				if tc.written {
+					body, err := io.ReadAll(req.Body)
+					name := filepath.Join(r.srv.DataDir, filepath.FromSlash(strings.TrimPrefix(req.URL.Path, "/")))
+					if err == nil {
+						err = os.WriteFile(name, body, 0o600)
+					}
+					if err != nil {
+						t.Error(err)
+					}
+				}
+				http.Error(w, "disk trouble", http.StatusInternalServerError)
+				return true
+			})
+			_, err := Push(context.Background(), r.opt)
+			if err == nil || !strings.Contains(err.Error(), "500") || !strings.Contains(err.Error(), "try again later") {
+				t.Fatalf("push with the %s failing: %v, want the server's 500 and a way out\n%s", tc.name, err, r.log.String())
+			}
+			if !failed.Load() {
+				t.Fatal("no request failed")
+			}
+			r.srv.SetHook(nil)
+			res := r.push()
+			st := r.state()
+			if st.Last != res.Snapshot {
+				t.Errorf("state's last sync %q, pushed %q", st.Last, res.Snapshot)
+			}
+			config, err := os.ReadFile(filepath.Join(r.repo, "config"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			file, err := os.ReadFile(filepath.Join(r.repo, "keys", st.KeyHint))
+			if err != nil {
+				t.Fatalf("the state's key %q: %v", st.KeyHint, err)
+			}
+			if master, err := repofile.OpenKeyFile(file, earlyPassword); err != nil || !master.OpensConfig(config) {
+				t.Errorf("the state's key does not open the config (%v)", err)
+			}
+			if out, err := r.restic("--key-hint", st.KeyHint, "check").CombinedOutput(); err != nil {
+				t.Fatalf("restic check: %v\n%s", err, out)
+			}
+			r.pulledBy("v1")
+		})
+	}
 }
