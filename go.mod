@@ -8,6 +8,7 @@ require (
 	github.com/ncruces/zenity v0.10.14
 	github.com/oklog/ulid/v2 v2.1.2
 	github.com/prometheus/client_golang v1.22.0
+	github.com/restic/chunker v0.4.0
 	github.com/restic/rest-server v0.14.0
 	github.com/rogpeppe/go-internal v1.16.0
 	github.com/tc-hib/winres v0.2.1
@@ -39,7 +40,6 @@ require (
 	github.com/prometheus/common v0.62.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect
 	github.com/randall77/makefat v0.0.0-20210315173500-7ddd0e42c844 // indirect
-	github.com/restic/chunker v0.4.0 // indirect
 	golang.org/x/image v0.20.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
