@@ -184,6 +184,13 @@ func (s *session) backupInOrder(ctx context.Context, early *earlyRun, cur *scope
 			return restic.BackupSummary{}, err
 		}
 		listing.Exists = exists
+		if exists {
+			// The other computer finished it. The key list restic's key
+			// was chosen from came with the listing, before this config.
+			if err := s.chooseKey(ctx, rc); err != nil {
+				return restic.BackupSummary{}, err
+			}
+		}
 	}
 	if !listing.Exists {
 		u.Info("creating the cloud repository for this instance")

@@ -25,24 +25,12 @@ import (
 // first. The choice is kept in state; a key listing (one request) checks
 // it is still there. Finding it among several keys costs a key derivation
 // per key (most of a second each), once per computer.
+//
+// The config is read before the keys are listed: a key is written before
+// its config, so a list read after the config holds the config's key. A
+// list read before it, while another computer was creating the
+// repository, may hold only a stray key.
 func (s *session) chooseKey(ctx context.Context, rc *restic.Client) error {
-	keys, err := s.server.ListKeys(ctx, s.cfg.InstanceID)
-	if err != nil {
-		return err
-	}
-	return s.chooseKeyFrom(ctx, rc, keys)
-}
-
-// chooseKeyFrom is chooseKey with the keys listed.
-func (s *session) chooseKeyFrom(ctx context.Context, rc *restic.Client, keys []string) error {
-	if len(keys) == 0 {
-		rc.KeyHint = "" // no repository yet
-		return nil
-	}
-	if slices.Contains(keys, s.state.KeyHint) {
-		rc.KeyHint = s.state.KeyHint
-		return nil
-	}
 	config, err := s.server.ConfigFile(ctx, s.cfg.InstanceID)
 	if errors.Is(err, remote.ErrNotFound) {
 		rc.KeyHint = "" // being created: the key is chosen once it has a config
@@ -51,10 +39,21 @@ func (s *session) chooseKeyFrom(ctx context.Context, rc *restic.Client, keys []s
 	if err != nil {
 		return err
 	}
+	keys, err := s.server.ListKeys(ctx, s.cfg.InstanceID)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(keys, s.state.KeyHint) {
+		rc.KeyHint = s.state.KeyHint
+		return nil
+	}
 	hint := ""
-	if len(keys) == 1 {
+	switch len(keys) {
+	case 0:
+		return fmt.Errorf("the cloud repository for instance %s has a config but no key; ask the server's operator to check the repository", s.cfg.InstanceID)
+	case 1:
 		hint = keys[0] // the config's key: it was written before the config
-	} else {
+	default:
 		var master repofile.Key
 		if hint, master, err = s.findConfigKey(ctx, keys, config); err != nil {
 			return err
@@ -65,6 +64,22 @@ func (s *session) chooseKeyFrom(ctx context.Context, rc *restic.Client, keys []s
 	rc.KeyHint = hint
 	s.state.KeyHint = hint
 	return s.save()
+}
+
+// chooseKeyFrom is chooseKey with the keys listed already (with the
+// listing, in parallel): the key kept in state is taken when the list
+// still has it; otherwise the choice is made again from a list read after
+// the config (chooseKey).
+func (s *session) chooseKeyFrom(ctx context.Context, rc *restic.Client, keys []string) error {
+	if len(keys) == 0 {
+		rc.KeyHint = "" // no repository yet
+		return nil
+	}
+	if slices.Contains(keys, s.state.KeyHint) {
+		rc.KeyHint = s.state.KeyHint
+		return nil
+	}
+	return s.chooseKey(ctx, rc)
 }
 
 // findConfigKey derives each key that opens with the password until one

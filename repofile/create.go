@@ -37,18 +37,23 @@ const (
 // fixed cost (the 32 MiB to allocate) and the cost of each step of p, and
 // p is the largest whose derivation stays under half a second.
 func CalibrateScrypt() (ScryptParams, error) {
-	p := ScryptParams{N: 1, R: 8, P: 1}
-	for 128*p.R*p.N*2 <= scryptMemory {
-		p.N <<= 1
-	}
 	salt := make([]byte, saltSize)
-	timed := func(n, p int) (time.Duration, error) {
-		// Each derivation allocates 32 MiB: the last one's is collected
-		// first, so that one is held at a time.
+	return calibrate(func(n, p int) (time.Duration, error) {
+		// Each derivation allocates 128·r·N bytes (32 MiB): the last
+		// one's is collected first, so that one is held at a time.
 		runtime.GC()
 		start := time.Now()
 		_, err := scrypt.Key([]byte("calibration"), salt, n, 8, p, 64)
 		return time.Since(start), err
+	})
+}
+
+// calibrate is CalibrateScrypt's choice, given how long a derivation at
+// N and p takes.
+func calibrate(timed func(n, p int) (time.Duration, error)) (ScryptParams, error) {
+	p := ScryptParams{N: 1, R: 8, P: 1}
+	for 128*p.R*p.N*2 <= scryptMemory {
+		p.N <<= 1
 	}
 	one, err := timed(p.N, 1)
 	if err != nil {

@@ -99,13 +99,40 @@ func TestSealOpens(t *testing.T) {
 }
 
 // TestCalibrateScrypt: restic's memory cost (N = 2^15 with r = 8, 32 MiB)
-// and a p in the range key files are opened with.
+// and the largest p whose derivation stays under half a second; a
+// computer too slow for even p = 1 gets a smaller N, as restic gives it.
 func TestCalibrateScrypt(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		fixed, step  time.Duration // at N = 2^15; both halve with N
+		want         ScryptParams
+		wantMeasured int // derivations timed
+	}{
+		{"this machine", 25 * time.Millisecond, 66 * time.Millisecond, ScryptParams{N: 1 << 15, R: 8, P: 7}, 2},
+		{"fast", 2 * time.Millisecond, 20 * time.Millisecond, ScryptParams{N: 1 << 15, R: 8, P: 24}, 2},
+		{"very fast", 0, time.Millisecond, ScryptParams{N: 1 << 15, R: 8, P: maxScryptP}, 2},
+		{"slow", 100 * time.Millisecond, 700 * time.Millisecond, ScryptParams{N: 1 << 14, R: 8, P: 1}, 3},
+		{"slower", 100 * time.Millisecond, 1500 * time.Millisecond, ScryptParams{N: 1 << 13, R: 8, P: 1}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			measured := 0
+			got, err := calibrate(func(n, p int) (time.Duration, error) {
+				measured++
+				scale := time.Duration(n) // the cost is linear in N
+				return (tc.fixed + tc.step*time.Duration(p)) * scale / (1 << 15), nil
+			})
+			if err != nil || got != tc.want || measured != tc.wantMeasured {
+				t.Errorf("calibrate: %+v after %d derivations (%v), want %+v after %d", got, measured, err, tc.want, tc.wantMeasured)
+			}
+		})
+	}
+	// The real one: restic's memory cost, unless this computer (or the
+	// race detector) makes even p = 1 take over half a second.
 	p, err := CalibrateScrypt()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.N != 1<<15 || p.R != 8 || p.P < 1 || p.P > maxScryptP {
+	if p.N < 1<<10 || p.N > 1<<15 || p.N&(p.N-1) != 0 || p.R != 8 || p.P < 1 || p.P > maxScryptP {
 		t.Errorf("params %+v", p)
 	}
 }
