@@ -179,18 +179,14 @@ func (s *session) backupInOrder(ctx context.Context, early *earlyRun, cur *scope
 		// and config (another computer creating it now, or a creation
 		// that was killed): without a config it is created here, and a
 		// creation that loses the race uses the one that won.
-		exists, err := s.hasConfig(ctx)
+		// When the other computer finished it, its key is chosen again:
+		// the key list restic's key was chosen from came with the
+		// listing, before this config.
+		exists, err := s.chooseKey(ctx, rc)
 		if err != nil {
 			return restic.BackupSummary{}, err
 		}
 		listing.Exists = exists
-		if exists {
-			// The other computer finished it. The key list restic's key
-			// was chosen from came with the listing, before this config.
-			if err := s.chooseKey(ctx, rc); err != nil {
-				return restic.BackupSummary{}, err
-			}
-		}
 	}
 	if !listing.Exists {
 		u.Info("creating the cloud repository for this instance")

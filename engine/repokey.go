@@ -29,41 +29,42 @@ import (
 // The config is read before the keys are listed: a key is written before
 // its config, so a list read after the config holds the config's key. A
 // list read before it, while another computer was creating the
-// repository, may hold only a stray key.
-func (s *session) chooseKey(ctx context.Context, rc *restic.Client) error {
+// repository, may hold only a stray key. exists reports whether the
+// repository has its config (the file written last when it is created).
+func (s *session) chooseKey(ctx context.Context, rc *restic.Client) (exists bool, err error) {
 	config, err := s.server.ConfigFile(ctx, s.cfg.InstanceID)
 	if errors.Is(err, remote.ErrNotFound) {
 		rc.KeyHint = "" // being created: the key is chosen once it has a config
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	keys, err := s.server.ListKeys(ctx, s.cfg.InstanceID)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if slices.Contains(keys, s.state.KeyHint) {
 		rc.KeyHint = s.state.KeyHint
-		return nil
+		return true, nil
 	}
 	hint := ""
 	switch len(keys) {
 	case 0:
-		return fmt.Errorf("the cloud repository for instance %s has a config but no key; ask the server's operator to check the repository", s.cfg.InstanceID)
+		return true, fmt.Errorf("the cloud repository for instance %s has a config but no key; ask the server's operator to check the repository", s.cfg.InstanceID)
 	case 1:
 		hint = keys[0] // the config's key: it was written before the config
 	default:
 		var master repofile.Key
 		if hint, master, err = s.findConfigKey(ctx, keys, config); err != nil {
-			return err
+			return true, err
 		}
 		// The master key restic would have given is this one.
 		_ = s.paths.SaveMasterKey(master)
 	}
 	rc.KeyHint = hint
 	s.state.KeyHint = hint
-	return s.save()
+	return true, s.save()
 }
 
 // chooseKeyFrom is chooseKey with the keys listed already (with the
@@ -79,7 +80,8 @@ func (s *session) chooseKeyFrom(ctx context.Context, rc *restic.Client, keys []s
 		rc.KeyHint = s.state.KeyHint
 		return nil
 	}
-	return s.chooseKey(ctx, rc)
+	_, err := s.chooseKey(ctx, rc)
+	return err
 }
 
 // findConfigKey derives each key that opens with the password until one
@@ -130,9 +132,15 @@ func (s *session) initRepository(ctx context.Context, rc *restic.Client) error {
 	}
 	err := s.server.SaveFile(ctx, id, "config", repo.Config)
 	if errors.Is(err, remote.ErrRefused) {
-		if _, cerr := s.server.ConfigFile(ctx, id); cerr == nil {
+		// Refused because another computer's config is there, or for
+		// another reason (then err stands).
+		exists, cerr := s.chooseKey(ctx, rc)
+		if exists && cerr != nil {
+			return cerr
+		}
+		if exists {
 			s.opt.UI.Info("another computer created the cloud repository at the same moment; using that one")
-			return s.chooseKey(ctx, rc)
+			return nil
 		}
 	}
 	if err != nil {
@@ -199,14 +207,4 @@ func (s *session) prepareNewRepository(ctx context.Context) error {
 	}
 	s.newRepo = &repo
 	return nil
-}
-
-// hasConfig reports whether the cloud repository has its config, the
-// file restic writes last when it creates a repository.
-func (s *session) hasConfig(ctx context.Context) (bool, error) {
-	_, err := s.server.ConfigFile(ctx, s.cfg.InstanceID)
-	if errors.Is(err, remote.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }
