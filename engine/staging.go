@@ -435,15 +435,46 @@ func syncFile(name string) error {
 	return nil
 }
 
+// newDisplacedDir makes the folder in displaced (created if need be)
+// that a restore moves what stood in its way into: named by the time to
+// the second, with "-2", "-3"... when a restore in the same second
+// already has that name (its moves must not meet this one's).
+func newDisplacedDir(displaced string, now time.Time) (string, error) {
+	if err := os.MkdirAll(displaced, 0o700); err != nil {
+		return "", err
+	}
+	stamp := now.UTC().Format("20060102-150405")
+	for i := 1; ; i++ {
+		name := stamp
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d", stamp, i)
+		}
+		dir := filepath.Join(displaced, name)
+		err := os.Mkdir(dir, 0o700)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, fs.ErrExist) || i == 1000 {
+			return "", err
+		}
+	}
+}
+
 // finishJournal runs the move phase of the restore in the state's journal
 // and records the sync. It is safe to run again after any interruption.
 func (s *session) finishJournal() error {
 	j := s.state.Journal
 	st := s.paths.Staging()
-	stamp := time.Now().UTC().Format("20060102-150405")
+	dir := ""          // this run's folder in displaced/, made at its first move
 	var moved []string // of what stood in the way, for the player
 	put := func(rel, why string) error {
-		dst := filepath.Join(s.paths.Displaced(), stamp, filepath.FromSlash(rel))
+		if dir == "" {
+			var err error
+			if dir, err = newDisplacedDir(s.paths.Displaced(), time.Now()); err != nil {
+				return fmt.Errorf("moving %s aside (%s): %w", rel, why, err)
+			}
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return err
 		}

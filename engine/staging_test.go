@@ -3,9 +3,12 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"git.timemachine.center/timemachine/instance-sync/restic"
 	"git.timemachine.center/timemachine/instance-sync/scope"
@@ -83,5 +86,32 @@ func TestNotRestoredSaysItOnce(t *testing.T) {
 		if n := strings.Count(r.Message, "nothing was changed"); n != 1 || !strings.HasSuffix(r.Message, "playing with the files on this computer") {
 			t.Errorf("message %q: says nothing was changed %d times", r.Message, n)
 		}
+	}
+}
+
+// TestDisplacedDirPerRestore: two restores in the same second each get a
+// folder of their own in displaced/. One restore had moved
+// saves/World/data aside; the next one, in the same second, could not
+// move saves/World itself into the same folder ("file exists").
+func TestDisplacedDirPerRestore(t *testing.T) {
+	displaced := filepath.Join(t.TempDir(), "displaced")
+	now := time.Date(2026, 11, 30, 16, 37, 41, 0, time.UTC)
+	first, err := newDisplacedDir(displaced, now)
+	if err != nil || filepath.Base(first) != "20261130-163741" {
+		t.Fatalf("first: %q, %v", first, err)
+	}
+	if err := os.MkdirAll(filepath.Join(first, "saves", "World", "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	second, err := newDisplacedDir(displaced, now.Add(500*time.Millisecond))
+	if err != nil || filepath.Base(second) != "20261130-163741-2" {
+		t.Fatalf("second in the same second: %q, %v", second, err)
+	}
+	if ents, _ := os.ReadDir(second); len(ents) != 0 {
+		t.Errorf("the second folder is not empty: %v", ents)
+	}
+	third, err := newDisplacedDir(displaced, now.Add(time.Second))
+	if err != nil || filepath.Base(third) != "20261130-163742" {
+		t.Fatalf("next second: %q, %v", third, err)
 	}
 }
